@@ -1,0 +1,356 @@
+//! The rig config: a TOML file describing the session metadata, the sources and the recording.
+//!
+//! Every error names the file, line, column and key, and an unknown key comes with the nearest
+//! valid one (`did you mean ...?`). See `docs/config.md` for every key.
+
+mod error;
+mod locate;
+mod reparse;
+pub mod source;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use error::ConfigError;
+pub use source::SourceConfig;
+
+/// The demo rig shipped inside the binary (`config/demo.toml`).
+pub const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
+
+/// A whole rig config as read from TOML.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RigConfig {
+    /// Who and what the session is about (goes to NWB `general/`).
+    #[serde(default)]
+    pub session: SessionConfig,
+    /// The frame sources.
+    #[serde(default)]
+    pub source: Vec<SourceConfig>,
+    /// How and where sessions are recorded.
+    #[serde(default)]
+    pub recording: RecordingConfig,
+}
+
+/// `[session]`: metadata written into every session file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Session name; the file is `<output_dir>/<name>.nwb`. Default `<subject>_<YYYYmmdd-HHMMSS>`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What the session is (NWB `session_description`).
+    #[serde(default = "default_description")]
+    pub description: String,
+    /// Experimenters as "Last, First".
+    #[serde(default)]
+    pub experimenter: Vec<String>,
+    /// Lab name.
+    #[serde(default)]
+    pub lab: String,
+    /// Institution.
+    #[serde(default)]
+    pub institution: String,
+    /// Rig name (goes to the `AcquisitionRig` device).
+    #[serde(default = "default_rig")]
+    pub rig: String,
+    /// Free keywords.
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    /// The animal.
+    #[serde(default)]
+    pub subject: SubjectConfig,
+    /// Imaging plane of the Miniscope, if one is recorded.
+    #[serde(default)]
+    pub imaging: ImagingConfig,
+}
+
+/// `[session.subject]`: the animal (NWB `Subject`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectConfig {
+    /// Subject identifier, e.g. `m042`.
+    #[serde(default = "default_subject_id")]
+    pub id: String,
+    /// Latin species name.
+    #[serde(default = "default_species")]
+    pub species: String,
+    /// `M`, `F`, `U` (unknown) or `O` (other).
+    #[serde(default = "default_sex")]
+    pub sex: String,
+    /// ISO 8601 duration, e.g. `P90D`.
+    #[serde(default = "default_age")]
+    pub age: String,
+    /// Strain or genotype.
+    #[serde(default)]
+    pub strain: String,
+    /// Free description.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// `[session.imaging]`: the Miniscope's imaging plane (NWB `ImagingPlane`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagingConfig {
+    /// Brain area, e.g. `CA1`.
+    #[serde(default = "default_location")]
+    pub location: String,
+    /// Calcium indicator, e.g. `GCaMP6f`.
+    #[serde(default = "default_indicator")]
+    pub indicator: String,
+    /// Excitation wavelength in nm.
+    #[serde(default = "default_excitation")]
+    pub excitation_nm: f32,
+    /// Emission wavelength in nm.
+    #[serde(default = "default_emission")]
+    pub emission_nm: f32,
+    /// Free description of the preparation.
+    #[serde(default = "default_plane_description")]
+    pub description: String,
+}
+
+/// Video compression of a stream in the session file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "codec", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Compression {
+    /// Uncompressed (fastest; large files).
+    None,
+    /// Deflate, readable by every HDF5 reader. Level 1–9 (1 is the right choice for video).
+    Gzip {
+        /// Compression level 1–9.
+        #[serde(default = "default_gzip_level")]
+        level: u8,
+    },
+}
+
+/// `[recording]`: where and how sessions are written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingConfig {
+    /// Directory for session files. Default `./sessions`.
+    #[serde(default = "default_output_dir")]
+    pub output_dir: PathBuf,
+    /// Default compression of video streams. Default gzip level 1.
+    #[serde(default = "default_compression")]
+    pub compression: Compression,
+    /// Threads that compress video chunks off the writer thread (0 = compress on the writer
+    /// through HDF5's filter pipeline). Default 2.
+    #[serde(default = "default_compress_threads")]
+    pub compress_threads: usize,
+    /// Seconds between flushes of the file (the most a crash can lose). Default 1.0.
+    #[serde(default = "default_flush_interval")]
+    pub flush_interval_s: f64,
+    /// Seconds of frames the recorder ring of each stream holds. Default 4.0.
+    #[serde(default = "default_ring_seconds")]
+    pub ring_seconds: f64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults")
+    }
+}
+impl Default for SubjectConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults")
+    }
+}
+impl Default for ImagingConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults")
+    }
+}
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("defaults")
+    }
+}
+
+/// A config together with where it came from and its exact text (stored in every session file).
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The parsed and validated config.
+    pub config: RigConfig,
+    /// The exact text it was parsed from.
+    pub text: String,
+    /// The file it came from (`<built-in demo>` for the embedded demo).
+    pub origin: String,
+}
+
+impl LoadedConfig {
+    /// Reads, parses and validates a config file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
+            file: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::from_str(&text, &path.display().to_string())
+    }
+
+    /// The demo rig embedded in the binary.
+    pub fn demo() -> Self {
+        Self::from_str(DEMO_CONFIG, "<built-in demo config/demo.toml>")
+            .expect("the embedded demo config is valid")
+    }
+
+    /// Parses and validates config text; `origin` names it in errors.
+    pub fn from_str(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let deserializer = toml::Deserializer::new(text);
+        let config: RigConfig = serde_path_to_error::deserialize(deserializer)
+            .map_err(|e| error::from_toml(e, text, origin))?;
+        config.validate(text, origin)?;
+        Ok(Self {
+            config,
+            text: text.to_string(),
+            origin: origin.to_string(),
+        })
+    }
+}
+
+impl RigConfig {
+    fn validate(&self, text: &str, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |path: String, reason: String| {
+            let (line, column) = locate::position_of_key(text, &path);
+            ConfigError::Invalid {
+                file: origin.to_string(),
+                line,
+                column,
+                key: path,
+                reason,
+            }
+        };
+        if self.source.is_empty() {
+            return Err(invalid(
+                "source".into(),
+                "the rig has no [[source]]; add at least one camera".into(),
+            ));
+        }
+        for (i, source) in self.source.iter().enumerate() {
+            let name = source.name();
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(invalid(
+                    format!("source[{i}].name"),
+                    format!("`{name}` must be non-empty letters, digits or `_` (it names NWB objects)"),
+                ));
+            }
+            if let Some(j) = self.source[..i].iter().position(|s| s.name() == name) {
+                return Err(invalid(
+                    format!("source[{i}].name"),
+                    format!("`{name}` is already the name of source[{j}]"),
+                ));
+            }
+            let fps = source.fps();
+            if !(fps > 0.0 && fps <= 1000.0) {
+                return Err(invalid(
+                    format!("source[{i}].fps"),
+                    format!("{fps} is not a frame rate between 0 and 1000"),
+                ));
+            }
+            let (w, h) = source.size();
+            if !(8..=8192).contains(&w) || !(8..=8192).contains(&h) {
+                return Err(invalid(
+                    format!("source[{i}].width"),
+                    format!("{w}x{h} is not a frame size between 8x8 and 8192x8192"),
+                ));
+            }
+            if let Some(Compression::Gzip { level }) = source.compression() {
+                if !(1..=9).contains(level) {
+                    return Err(invalid(
+                        format!("source[{i}].compression.level"),
+                        format!("{level} is not a gzip level 1–9"),
+                    ));
+                }
+            }
+        }
+        if let Compression::Gzip { level } = self.recording.compression {
+            if !(1..=9).contains(&level) {
+                return Err(invalid(
+                    "recording.compression.level".into(),
+                    format!("{level} is not a gzip level 1–9"),
+                ));
+            }
+        }
+        if !(self.recording.flush_interval_s > 0.0 && self.recording.flush_interval_s <= 60.0) {
+            return Err(invalid(
+                "recording.flush_interval_s".into(),
+                "must be between 0 and 60 seconds".into(),
+            ));
+        }
+        if !(self.recording.ring_seconds >= 0.1 && self.recording.ring_seconds <= 120.0) {
+            return Err(invalid(
+                "recording.ring_seconds".into(),
+                "must be between 0.1 and 120 seconds".into(),
+            ));
+        }
+        if self.recording.compress_threads > 64 {
+            return Err(invalid(
+                "recording.compress_threads".into(),
+                "must be 0–64".into(),
+            ));
+        }
+        if !["M", "F", "U", "O"].contains(&self.session.subject.sex.as_str()) {
+            return Err(invalid(
+                "session.subject.sex".into(),
+                format!("`{}` must be one of M, F, U, O", self.session.subject.sex),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn default_description() -> String {
+    "behavd closed-loop session".into()
+}
+fn default_rig() -> String {
+    "rig-1".into()
+}
+fn default_subject_id() -> String {
+    "unknown".into()
+}
+fn default_species() -> String {
+    "Mus musculus".into()
+}
+fn default_sex() -> String {
+    "U".into()
+}
+fn default_age() -> String {
+    "P90D".into()
+}
+fn default_location() -> String {
+    "unknown".into()
+}
+fn default_indicator() -> String {
+    "GCaMP6f".into()
+}
+fn default_excitation() -> f32 {
+    470.0
+}
+fn default_emission() -> f32 {
+    525.0
+}
+fn default_plane_description() -> String {
+    "Miniscope field of view".into()
+}
+fn default_gzip_level() -> u8 {
+    1
+}
+fn default_output_dir() -> PathBuf {
+    PathBuf::from("sessions")
+}
+fn default_compression() -> Compression {
+    Compression::Gzip { level: 1 }
+}
+fn default_compress_threads() -> usize {
+    2
+}
+fn default_flush_interval() -> f64 {
+    1.0
+}
+fn default_ring_seconds() -> f64 {
+    4.0
+}
+
+#[cfg(test)]
+mod tests;

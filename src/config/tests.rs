@@ -1,0 +1,128 @@
+use super::*;
+
+fn parse(text: &str) -> Result<LoadedConfig, ConfigError> {
+    LoadedConfig::from_str(text, "rig.toml")
+}
+
+const MINIMAL: &str = "[[source]]\nkind = \"synthetic-miniscope\"\n";
+
+#[test]
+fn demo_config_is_valid_and_has_both_streams() {
+    let demo = LoadedConfig::demo();
+    let names: Vec<_> = demo.config.source.iter().map(|s| s.name()).collect();
+    assert_eq!(names, ["Miniscope", "BehaviorCam0"]);
+    assert_eq!(demo.text, DEMO_CONFIG);
+}
+
+#[test]
+fn defaults_fill_a_minimal_config() {
+    let cfg = parse(MINIMAL).unwrap().config;
+    assert_eq!(cfg.recording.compression, Compression::Gzip { level: 1 });
+    assert_eq!(cfg.source[0].size(), (608, 608));
+    assert_eq!(cfg.session.subject.species, "Mus musculus");
+}
+
+#[test]
+fn typo_in_top_level_key_names_line_column_and_suggests() {
+    let text = format!("{MINIMAL}\n[recordng]\nflush_interval_s = 2.0\n");
+    let err = parse(&text).unwrap_err();
+    let ConfigError::Parse {
+        line,
+        key,
+        suggestion,
+        ..
+    } = &err
+    else {
+        panic!("expected a parse error, got {err}");
+    };
+    assert_eq!(*line, 4, "{err}");
+    assert_eq!(key, "recordng");
+    assert_eq!(suggestion.as_deref(), Some("recording"));
+    let shown = err.to_string();
+    assert!(shown.starts_with("rig.toml:4:"), "{shown}");
+    assert!(shown.contains("did you mean `recording`"), "{shown}");
+}
+
+#[test]
+fn typo_inside_a_source_names_the_source_and_key() {
+    let text = "[[source]]\nkind = \"synthetic-behavior\"\n\n[[source]]\nkind = \"synthetic-miniscope\"\nneurns = 80\n";
+    let err = parse(text).unwrap_err();
+    let ConfigError::Parse {
+        line,
+        column,
+        key,
+        suggestion,
+        ..
+    } = &err
+    else {
+        panic!("expected a parse error, got {err}");
+    };
+    assert_eq!((*line, *column), (6, 1), "{err}");
+    assert!(key.starts_with("source[1]") && key.ends_with("neurns"), "{key}");
+    assert_eq!(suggestion.as_deref(), Some("neurons"));
+}
+
+#[test]
+fn unknown_source_kind_suggests_the_nearest_kind() {
+    let err = parse("[[source]]\nkind = \"synthetic-minscope\"\n").unwrap_err();
+    let ConfigError::Parse {
+        line, suggestion, ..
+    } = &err
+    else {
+        panic!("expected a parse error, got {err}");
+    };
+    assert_eq!(*line, 2, "{err}");
+    assert_eq!(suggestion.as_deref(), Some("synthetic-miniscope"));
+}
+
+#[test]
+fn wrong_type_is_reported_at_the_value() {
+    let err = parse("[[source]]\nkind = \"synthetic-miniscope\"\nfps = \"fast\"\n").unwrap_err();
+    let shown = err.to_string();
+    assert!(shown.starts_with("rig.toml:3:"), "{shown}");
+    assert!(shown.contains("fps"), "{shown}");
+}
+
+#[test]
+fn invalid_values_point_at_their_key() {
+    let text = "[[source]]\nkind = \"synthetic-miniscope\"\n\n[[source]]\nkind = \"synthetic-behavior\"\nfps = 0.0\n";
+    let err = parse(text).unwrap_err();
+    let ConfigError::Invalid {
+        line, column, key, ..
+    } = &err
+    else {
+        panic!("expected a validation error, got {err}");
+    };
+    assert_eq!(key, "source[1].fps");
+    assert_eq!((*line, *column), (6, 1), "{err}");
+}
+
+#[test]
+fn duplicate_stream_names_are_rejected() {
+    let text = "[[source]]\nkind = \"synthetic-miniscope\"\nname = \"Cam\"\n[[source]]\nkind = \"synthetic-behavior\"\nname = \"Cam\"\n";
+    let err = parse(text).unwrap_err();
+    let shown = err.to_string();
+    assert!(shown.contains("source[1].name"), "{shown}");
+    assert!(shown.starts_with("rig.toml:6:"), "{shown}");
+}
+
+#[test]
+fn a_rig_without_sources_is_an_error() {
+    let err = parse("[session]\nlab = \"x\"\n").unwrap_err();
+    assert!(err.to_string().contains("no [[source]]"), "{err}");
+}
+
+#[test]
+fn bad_gzip_level_is_rejected() {
+    let text = format!("{MINIMAL}[recording]\ncompression = {{ codec = \"gzip\", level = 12 }}\n");
+    let err = parse(&text).unwrap_err();
+    let shown = err.to_string();
+    assert!(shown.contains("recording.compression.level"), "{shown}");
+    assert!(shown.starts_with("rig.toml:4:"), "{shown}");
+}
+
+#[test]
+fn missing_file_names_the_file() {
+    let err = LoadedConfig::from_file(std::path::Path::new("/nonexistent/rig.toml")).unwrap_err();
+    assert!(err.to_string().starts_with("/nonexistent/rig.toml: cannot read config"));
+}

@@ -1,0 +1,9 @@
+//! behavd: a closed-loop behavior daemon for Miniscope rigs.
+//!
+//! The data plane (capture → pools/rings → recorder) runs on plain OS threads; see
+//! `docs/architecture.md` for the map of modules.
+
+pub mod clock;
+pub mod config;
+pub mod frame;
+pub mod source;

@@ -1,0 +1,71 @@
+//! Frame sources: the [`Source`] trait and its backends.
+
+pub mod synthetic;
+
+use crate::frame::{CaptureStamp, FrameGeometry};
+
+/// Static description of the stream a source produces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamInfo {
+    /// Stream name, unique in the rig (also the NWB object name, e.g. `Miniscope`, `BehaviorCam0`).
+    pub name: String,
+    /// What kind of device this is.
+    pub kind: StreamKind,
+    /// Frame size and pixel format.
+    pub geometry: FrameGeometry,
+    /// Nominal frame rate in frames per second.
+    pub nominal_fps: f64,
+    /// Width in bits of the device frame counter (it wraps at `2^counter_bits`).
+    pub counter_bits: u32,
+    /// Human-readable device description for the file (model, sensor, lens).
+    pub device_description: String,
+}
+
+/// Broad class of a stream, which decides how it is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    /// A calcium-imaging Miniscope (stored as an NWB `OnePhotonSeries`).
+    Miniscope,
+    /// A behavior camera (stored as an NWB `ImageSeries`).
+    BehaviorCamera,
+}
+
+/// Why a source could not deliver a frame.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The device went away (unplugged, reset); [`Source::reconnect`] may bring it back.
+    #[error("device {device} disconnected: {reason}")]
+    Disconnected {
+        /// Device name or path.
+        device: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The source was asked to stop while waiting for a frame.
+    #[error("source stopped")]
+    Stopped,
+    /// An error that reconnecting cannot fix.
+    #[error("device {device}: {reason}")]
+    Fatal {
+        /// Device name or path.
+        device: String,
+        /// What happened.
+        reason: String,
+    },
+}
+
+/// A device that delivers frames. Owned by exactly one capture thread.
+///
+/// `next_frame` blocks like a camera's dequeue until the next frame is ready; it must not
+/// allocate and must return within about one frame period so the thread can notice a stop.
+pub trait Source: Send {
+    /// What this source produces.
+    fn info(&self) -> &StreamInfo;
+
+    /// Fills `pixels` (exactly `info().geometry.frame_bytes()` long, rows top to bottom)
+    /// with the next frame and returns its stamp.
+    fn next_frame(&mut self, pixels: &mut [u8]) -> Result<CaptureStamp, SourceError>;
+
+    /// Tries once to reopen a disconnected device. `Ok(())` means frames flow again.
+    fn reconnect(&mut self) -> Result<(), SourceError>;
+}

@@ -1,0 +1,1 @@
+//! Synthetic sources (being written).
