@@ -6,4 +6,7 @@
 pub mod clock;
 pub mod config;
 pub mod frame;
+pub mod pipeline;
+pub mod record;
 pub mod source;
+pub mod stats;

@@ -86,7 +86,10 @@ pub(super) fn from_toml(
 
 /// `Some(i)` when `path` is exactly `source[i]` (an error serde could not place inside the table).
 fn source_index(path: &str) -> Option<usize> {
-    path.strip_prefix("source[")?.strip_suffix(']')?.parse().ok()
+    path.strip_prefix("source[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
 }
 
 /// The name in "unknown field `x`, ..." / "unknown variant `x`, ...".

@@ -34,7 +34,11 @@ pub(super) fn position_of_key(text: &str, path: &str) -> (usize, usize) {
                 })
             }
             (Segment::Index(i), Node::Item(item)) => {
-                if let Some(span) = item.as_array().and_then(|a| a.get(i)).and_then(|v| v.span()) {
+                if let Some(span) = item
+                    .as_array()
+                    .and_then(|a| a.get(i))
+                    .and_then(|v| v.span())
+                {
                     best = Some(span.start);
                 }
                 None
@@ -77,20 +81,18 @@ enum Segment<'a> {
 }
 
 fn segments(path: &str) -> impl Iterator<Item = Segment<'_>> {
-    path.split('.')
-        .filter(|s| !s.is_empty())
-        .flat_map(|part| {
-            let mut pieces = Vec::new();
-            let (name, mut rest) = part.split_once('[').map_or((part, ""), |(n, r)| (n, r));
-            if !name.is_empty() {
-                pieces.push(Segment::Key(name));
+    path.split('.').filter(|s| !s.is_empty()).flat_map(|part| {
+        let mut pieces = Vec::new();
+        let (name, mut rest) = part.split_once('[').map_or((part, ""), |(n, r)| (n, r));
+        if !name.is_empty() {
+            pieces.push(Segment::Key(name));
+        }
+        while let Some((index, after)) = rest.split_once(']') {
+            if let Ok(i) = index.parse() {
+                pieces.push(Segment::Index(i));
             }
-            while let Some((index, after)) = rest.split_once(']') {
-                if let Ok(i) = index.parse() {
-                    pieces.push(Segment::Index(i));
-                }
-                rest = after.trim_start_matches('[');
-            }
-            pieces
-        })
+            rest = after.trim_start_matches('[');
+        }
+        pieces
+    })
 }

@@ -232,7 +232,9 @@ impl RigConfig {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(invalid(
                     format!("source[{i}].name"),
-                    format!("`{name}` must be non-empty letters, digits or `_` (it names NWB objects)"),
+                    format!(
+                        "`{name}` must be non-empty letters, digits or `_` (it names NWB objects)"
+                    ),
                 ));
             }
             if let Some(j) = self.source[..i].iter().position(|s| s.name() == name) {

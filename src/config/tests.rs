@@ -58,7 +58,10 @@ fn typo_inside_a_source_names_the_source_and_key() {
         panic!("expected a parse error, got {err}");
     };
     assert_eq!((*line, *column), (6, 1), "{err}");
-    assert!(key.starts_with("source[1]") && key.ends_with("neurns"), "{key}");
+    assert!(
+        key.starts_with("source[1]") && key.ends_with("neurns"),
+        "{key}"
+    );
     assert_eq!(suggestion.as_deref(), Some("neurons"));
 }
 
@@ -124,5 +127,8 @@ fn bad_gzip_level_is_rejected() {
 #[test]
 fn missing_file_names_the_file() {
     let err = LoadedConfig::from_file(std::path::Path::new("/nonexistent/rig.toml")).unwrap_err();
-    assert!(err.to_string().starts_with("/nonexistent/rig.toml: cannot read config"));
+    assert!(
+        err.to_string()
+            .starts_with("/nonexistent/rig.toml: cannot read config")
+    );
 }

@@ -41,7 +41,10 @@ pub struct FramePool {
 impl FramePool {
     /// Allocates `capacity` buffers of `frame_bytes` bytes each (the only allocation the pool makes).
     pub fn new(capacity: usize, frame_bytes: usize) -> Self {
-        assert!(capacity > 0 && capacity <= u32::MAX as usize, "pool capacity out of range");
+        assert!(
+            capacity > 0 && capacity <= u32::MAX as usize,
+            "pool capacity out of range"
+        );
         let slots: Box<[Slot]> = (0..capacity)
             .map(|_| Slot {
                 refs: AtomicUsize::new(0),

@@ -1,0 +1,89 @@
+//! Command-line interface: argument parsing, logging set-up and the subcommands.
+
+mod check;
+mod inspect;
+mod progress;
+mod run;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// behavd records UCLA Miniscope and behavior-camera sessions into one NWB file per session,
+/// with every frame timestamped and every lost frame accounted for.
+#[derive(Parser)]
+#[command(name = "behavd", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Record a session. Without --config, runs the built-in demo rig (a simulated Miniscope
+    /// and behavior camera filming one simulated mouse). Stop with Ctrl-C; the file is closed
+    /// cleanly (press Ctrl-C twice to abort at once).
+    Run {
+        /// Rig config (TOML). Default: the built-in demo rig (config/demo.toml).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM).
+        #[arg(short, long, value_name = "SECONDS")]
+        duration: Option<f64>,
+        /// Directory for the session file (default: [recording].output_dir, `./sessions`).
+        #[arg(short, long, value_name = "DIR")]
+        output: Option<PathBuf>,
+        /// Print the end-of-session summary as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a rig config and print the rig it describes. Exit status 1 if it is invalid.
+    Check {
+        /// Rig config (TOML).
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Show what a session file holds: streams, frame counts, duration, frame rate, gaps, metadata.
+    Inspect {
+        /// The session file (.nwb).
+        file: PathBuf,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Parses arguments, sets up logging and runs the subcommand.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Run {
+            config,
+            duration,
+            output,
+            json,
+        } => run::run(config.as_deref(), duration, output, json),
+        Command::Check { config } => check::check(&config),
+        Command::Inspect { file, json } => inspect::inspect(&file, json),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,ort=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}

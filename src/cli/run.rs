@@ -1,0 +1,128 @@
+//! `behavd run`: record a session until the duration ends or a signal arrives.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use behavd::config::LoadedConfig;
+use behavd::pipeline::{RunOptions, RunningSession, SessionSummary};
+use behavd::stats::DropCause;
+
+use super::progress::Progress;
+
+/// Runs a session from `config` (or the demo rig) and prints its summary.
+pub fn run(
+    config: Option<&Path>,
+    duration: Option<f64>,
+    output: Option<PathBuf>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let loaded = match config {
+        Some(path) => LoadedConfig::from_file(path)?,
+        None => LoadedConfig::demo(),
+    };
+    if let Some(d) = duration {
+        anyhow::ensure!(
+            d > 0.0 && d.is_finite(),
+            "--duration must be a positive number of seconds, not {d}"
+        );
+    }
+    let stop = install_signal_handlers()?;
+    let session = RunningSession::start(&loaded, &RunOptions { output_dir: output })?;
+    let interactive = std::io::stderr().is_terminal() && !json;
+    let mut progress = Progress::new(loaded.config.source.len());
+    let started = Instant::now();
+    let reason = loop {
+        if stop.load(Ordering::Relaxed) {
+            break "stopped by signal".to_string();
+        }
+        if let Some(d) = duration {
+            if started.elapsed().as_secs_f64() >= d {
+                break format!("duration of {d} s reached");
+            }
+        }
+        if session.all_captures_ended() {
+            break "every source stopped".to_string();
+        }
+        if interactive {
+            progress.draw(&session);
+        }
+        let tick = match duration {
+            Some(d) => {
+                Duration::from_secs_f64((d - started.elapsed().as_secs_f64()).clamp(0.0, 0.25))
+            }
+            None => Duration::from_millis(250),
+        };
+        std::thread::park_timeout(tick);
+    };
+    if interactive {
+        progress.draw(&session);
+        progress.finish();
+    }
+    tracing::info!(%reason, "stopping session");
+    let summary = session
+        .stop(&reason)
+        .context("session did not close cleanly")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_summary(&summary);
+    }
+    let failed = summary.streams.iter().any(|s| s.failure.is_some());
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// SIGINT/SIGTERM set the returned flag; a second SIGINT or SIGTERM exits at once.
+fn install_signal_handlers() -> anyhow::Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))
+            .context("cannot install signal handler")?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("cannot install signal handler")?;
+    }
+    Ok(stop)
+}
+
+fn print_summary(s: &SessionSummary) {
+    println!(
+        "session file: {} ({:.1} MB)",
+        s.path.display(),
+        s.file_bytes as f64 / 1e6
+    );
+    println!("duration:     {:.2} s", s.duration_s);
+    println!(
+        "{:<16} {:>9} {:>9} {:>8}  {:>8}  dropped by cause",
+        "stream", "captured", "recorded", "dropped", "fps"
+    );
+    for stream in &s.streams {
+        let causes = DropCause::ALL
+            .iter()
+            .map(|c| format!("{} {}", c.label(), stream.stats.dropped[*c as usize]))
+            .collect::<Vec<_>>()
+            .join(", ");
+        println!(
+            "{:<16} {:>9} {:>9} {:>8}  {:>8.2}  {causes}",
+            stream.name,
+            stream.stats.captured,
+            stream.frames_in_file,
+            stream.stats.dropped_total(),
+            stream.achieved_fps
+        );
+        if let Some(failure) = &stream.failure {
+            println!("{:<16} capture failed: {failure}", "");
+        }
+    }
+    if s.gap_rows > 0 {
+        println!("{} gap(s) recorded in intervals/FrameGaps", s.gap_rows);
+    }
+}

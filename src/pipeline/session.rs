@@ -1,0 +1,267 @@
+//! One recording session: start every thread, watch it, stop it in order, summarise it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::capture::{CaptureEnd, CaptureLoop};
+use crate::clock::{SessionClock, monotonic_ns};
+use crate::config::LoadedConfig;
+use crate::record::{Recorder, RecorderSetup, StreamSetup, finalize};
+use crate::stats::{DropCause, StatsSnapshot, StreamStats};
+
+/// Frame slots beyond the recorder ring: one being filled, a few in compression.
+const EXTRA_POOL_SLOTS: usize = 24;
+/// Gap records a stream may queue before the recorder picks them up.
+const GAP_RING: usize = 1024;
+
+/// How to run a session.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Overrides `[recording].output_dir`.
+    pub output_dir: Option<PathBuf>,
+}
+
+/// A session whose threads are running.
+pub struct RunningSession {
+    /// The session file being written.
+    pub path: PathBuf,
+    /// Session name.
+    pub name: String,
+    /// Session clock.
+    pub clock: SessionClock,
+    stream_names: Vec<String>,
+    stats: Vec<Arc<StreamStats>>,
+    stop: Arc<AtomicBool>,
+    captures: Vec<JoinHandle<CaptureEnd>>,
+    recorder: Recorder,
+}
+
+/// Per-stream outcome of a session.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StreamSummary {
+    /// Stream name.
+    pub name: String,
+    /// Final counters.
+    pub stats: StatsSnapshot,
+    /// Frames written to the file (from the recorder).
+    pub frames_in_file: u64,
+    /// Frames captured per second of session.
+    pub achieved_fps: f64,
+    /// Why capture ended early, if it did.
+    pub failure: Option<String>,
+}
+
+/// The outcome of a session.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SessionSummary {
+    /// The session file.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub file_bytes: u64,
+    /// Seconds from session start to stop.
+    pub duration_s: f64,
+    /// Per stream.
+    pub streams: Vec<StreamSummary>,
+    /// Gap rows in the file.
+    pub gap_rows: usize,
+}
+
+impl RunningSession {
+    /// Creates the session file and starts the recorder and every capture thread.
+    pub fn start(loaded: &LoadedConfig, options: &RunOptions) -> Result<Self> {
+        let config = &loaded.config;
+        let output_dir = options
+            .output_dir
+            .clone()
+            .unwrap_or_else(|| config.recording.output_dir.clone());
+        std::fs::create_dir_all(&output_dir)
+            .with_context(|| format!("cannot create output directory {}", output_dir.display()))?;
+        let clock = SessionClock::start_now();
+        let base_name = config.session.name.clone().unwrap_or_else(|| {
+            format!(
+                "{}_{}",
+                config.session.subject.id,
+                clock.start_wall.format("%Y%m%d-%H%M%S")
+            )
+        });
+        let (name, path) = unused_path(&output_dir, &base_name);
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut streams = Vec::new();
+        let mut loops = Vec::new();
+        let mut stats = Vec::new();
+        for source_config in &config.source {
+            let source = super::build_source(source_config);
+            let info = source.info().clone();
+            let ring_frames = (config.recording.ring_seconds * info.nominal_fps).ceil() as usize;
+            let ring_frames = ring_frames.max(4);
+            let pool = crate::frame::FramePool::new(
+                ring_frames + EXTRA_POOL_SLOTS,
+                info.geometry.frame_bytes(),
+            );
+            let (frames_tx, frames_rx) = rtrb::RingBuffer::new(ring_frames);
+            let (gaps_tx, gaps_rx) = rtrb::RingBuffer::new(GAP_RING);
+            let stream_stats = Arc::new(StreamStats::default());
+            stats.push(Arc::clone(&stream_stats));
+            streams.push(StreamSetup {
+                info,
+                compression: *source_config
+                    .compression()
+                    .unwrap_or(&config.recording.compression),
+                ground_truth: super::has_ground_truth(source_config),
+                frames: frames_rx,
+                gaps: gaps_rx,
+                stats: Arc::clone(&stream_stats),
+            });
+            loops.push(CaptureLoop {
+                source,
+                pool,
+                recorder: frames_tx,
+                gaps: gaps_tx,
+                stats: stream_stats,
+                stop: Arc::clone(&stop),
+            });
+        }
+        let stream_names = streams.iter().map(|s| s.info.name.clone()).collect();
+        let recorder = Recorder::start(RecorderSetup {
+            path: path.clone(),
+            session_name: name.clone(),
+            clock,
+            session: config.session.clone(),
+            config_text: loaded.text.clone(),
+            streams,
+            flush_interval: Duration::from_secs_f64(config.recording.flush_interval_s),
+            compress_threads: config.recording.compress_threads,
+        })
+        .with_context(|| format!("cannot start recording to {}", path.display()))?;
+        let mut captures = Vec::new();
+        for capture in loops {
+            let name = format!("capture-{}", capture.source.info().name);
+            captures.push(
+                std::thread::Builder::new()
+                    .name(name)
+                    .spawn(move || capture.run())
+                    .context("cannot start a capture thread")?,
+            );
+        }
+        tracing::info!(path = %path.display(), "recording started");
+        Ok(Self {
+            path,
+            name,
+            clock,
+            stream_names,
+            stats,
+            stop,
+            captures,
+            recorder,
+        })
+    }
+
+    /// Stream names and their live counters, in config order.
+    pub fn live_stats(&self) -> impl Iterator<Item = (&str, StatsSnapshot)> {
+        self.stream_names
+            .iter()
+            .map(String::as_str)
+            .zip(self.stats.iter().map(|s| s.snapshot()))
+    }
+
+    /// Whether every capture thread has ended on its own (all devices failed).
+    pub fn all_captures_ended(&self) -> bool {
+        self.captures.iter().all(JoinHandle::is_finished)
+    }
+
+    /// Stops the sources, drains the rings, closes and finalizes the file.
+    pub fn stop(self, reason: &str) -> Result<SessionSummary> {
+        self.stop.store(true, Ordering::Relaxed);
+        let duration_s = self.clock.seconds(monotonic_ns());
+        let ends: Vec<CaptureEnd> = self
+            .captures
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or(CaptureEnd::Failed("capture thread panicked".into()))
+            })
+            .collect();
+        let report = self
+            .recorder
+            .join()
+            .with_context(|| format!("recording to {} failed", self.path.display()))?;
+        let streams: Vec<StreamSummary> = self
+            .stream_names
+            .iter()
+            .zip(&self.stats)
+            .zip(ends)
+            .zip(&report.frames)
+            .map(|(((name, stats), end), &frames_in_file)| {
+                let stats = stats.snapshot();
+                StreamSummary {
+                    name: name.clone(),
+                    achieved_fps: stats.captured as f64 / duration_s.max(1e-9),
+                    stats,
+                    frames_in_file,
+                    failure: match end {
+                        CaptureEnd::Stopped => None,
+                        CaptureEnd::Failed(why) => Some(why),
+                    },
+                }
+            })
+            .collect();
+        let notes = session_notes(reason, duration_s, &streams);
+        let removed = finalize::finalize(&self.path, &notes)
+            .with_context(|| format!("cannot finalize {}", self.path.display()))?;
+        if !removed.is_empty() {
+            tracing::info!(?removed, "pruned empty objects from the session file");
+        }
+        let file_bytes = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        Ok(SessionSummary {
+            path: self.path,
+            file_bytes,
+            duration_s,
+            streams,
+            gap_rows: report.gap_rows,
+        })
+    }
+}
+
+/// `dir/name.nwb`, or `dir/name-2.nwb`, ... if that exists already.
+fn unused_path(dir: &Path, base: &str) -> (String, PathBuf) {
+    let mut name = base.to_string();
+    let mut n = 1;
+    loop {
+        let path = dir.join(format!("{name}.nwb"));
+        if !path.exists() {
+            return (name, path);
+        }
+        n += 1;
+        name = format!("{base}-{n}");
+    }
+}
+
+fn session_notes(reason: &str, duration_s: f64, streams: &[StreamSummary]) -> String {
+    let mut notes = format!("Session stopped: {reason}. Duration {duration_s:.3} s.\n");
+    for s in streams {
+        let drops = DropCause::ALL
+            .iter()
+            .map(|c| format!("{} {}", c.label(), s.stats.dropped[*c as usize]))
+            .collect::<Vec<_>>()
+            .join(", ");
+        notes.push_str(&format!(
+            "{}: captured {}, recorded {}, dropped {} ({drops}), {:.2} fps{}.\n",
+            s.name,
+            s.stats.captured,
+            s.frames_in_file,
+            s.stats.dropped_total(),
+            s.achieved_fps,
+            s.failure
+                .as_ref()
+                .map(|f| format!(", capture failed: {f}"))
+                .unwrap_or_default()
+        ));
+    }
+    notes
+}

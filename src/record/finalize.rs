@@ -1,0 +1,61 @@
+//! After a clean close: prune objects that never got a row and write the session-end notes.
+//!
+//! Runs in a separate non-SWMR read-write open, so nothing here is needed for validity: a file
+//! that never reaches this step (a crash) is still a valid NWB file up to its last flush.
+
+use std::path::Path;
+
+use hdf5::File;
+
+use super::h5::{self, H5Result};
+
+/// Prunes empty series and tables and replaces `general/notes` with `notes`.
+/// Returns the paths it removed.
+pub fn finalize(path: &Path, notes: &str) -> H5Result<Vec<String>> {
+    let file = File::open_rw(path)?;
+    let mut removed = Vec::new();
+    // Series whose timestamps live in a removed series must go with it, so repeat until stable.
+    loop {
+        let mut changed = false;
+        for parent in ["/acquisition", "/intervals"] {
+            let group = file.group(parent)?;
+            for name in group.member_names()? {
+                let path = format!("{parent}/{name}");
+                if is_empty_or_dangling(&file, &path) {
+                    group.unlink(&name)?;
+                    removed.push(path);
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let general = file.group("/general")?;
+    general.unlink("notes")?;
+    h5::str_dataset(&general, "notes", notes)?;
+    file.close()?;
+    Ok(removed)
+}
+
+/// A series with no rows, a table with no ids, or a series whose timestamps link is broken.
+fn is_empty_or_dangling(file: &File, path: &str) -> bool {
+    let Ok(group) = file.group(path) else {
+        return false;
+    };
+    let rows = |name: &str| {
+        group
+            .dataset(name)
+            .ok()
+            .map(|d| d.shape().first().copied().unwrap_or(0))
+    };
+    if group.link_exists("timestamps") && group.dataset("timestamps").is_err() {
+        return true;
+    }
+    match (rows("data"), rows("id")) {
+        (Some(n), _) => n == 0,
+        (None, Some(n)) => n == 0,
+        _ => false,
+    }
+}

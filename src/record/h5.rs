@@ -1,0 +1,141 @@
+//! Small helpers over `hdf5` for writing NWB-shaped objects: typed groups, string attributes,
+//! extensible datasets and the NWB conventions for `data` and `timestamps`.
+
+use hdf5::types::{VarLenUnicode, VarLenUnicode as Vstr};
+use hdf5::{Dataset, Extents, Group, H5Type, Location, SimpleExtents};
+
+/// The result type of every HDF5 helper.
+pub type H5Result<T> = hdf5::Result<T>;
+
+/// A variable-length UTF-8 string for HDF5 (NUL bytes are replaced by spaces).
+pub fn vstr(text: &str) -> Vstr {
+    text.replace('\0', " ")
+        .parse::<VarLenUnicode>()
+        .expect("no NUL bytes remain")
+}
+
+/// Writes a scalar variable-length UTF-8 string attribute.
+pub fn attr_str(loc: &Location, name: &str, value: &str) -> H5Result<()> {
+    loc.new_attr::<Vstr>()
+        .shape(())
+        .create(name)?
+        .write_scalar(&vstr(value))
+}
+
+/// Writes a 1-D variable-length UTF-8 string array attribute.
+pub fn attr_str_array(loc: &Location, name: &str, values: &[&str]) -> H5Result<()> {
+    let data: Vec<Vstr> = values.iter().map(|v| vstr(v)).collect();
+    loc.new_attr_builder().with_data(&data).create(name)?;
+    Ok(())
+}
+
+/// Writes a scalar numeric attribute.
+pub fn attr_scalar<T: H5Type>(loc: &Location, name: &str, value: T) -> H5Result<()> {
+    loc.new_attr::<T>()
+        .shape(())
+        .create(name)?
+        .write_scalar(&value)
+}
+
+/// Adds the three typing attributes (`neurodata_type`, `namespace`, a fresh `object_id`).
+pub fn set_type(loc: &Location, neurodata_type: &str, namespace: &str) -> H5Result<()> {
+    attr_str(loc, "namespace", namespace)?;
+    attr_str(loc, "neurodata_type", neurodata_type)?;
+    attr_str(loc, "object_id", &uuid::Uuid::new_v4().to_string())
+}
+
+/// Creates a group carrying the typing attributes.
+pub fn typed_group(
+    parent: &Group,
+    name: &str,
+    neurodata_type: &str,
+    namespace: &str,
+) -> H5Result<Group> {
+    let group = parent.create_group(name)?;
+    set_type(&group, neurodata_type, namespace)?;
+    Ok(group)
+}
+
+/// Creates a scalar variable-length string dataset.
+pub fn str_dataset(parent: &Group, name: &str, value: &str) -> H5Result<Dataset> {
+    let ds = parent.new_dataset::<Vstr>().shape(()).create(name)?;
+    ds.write_scalar(&vstr(value))?;
+    Ok(ds)
+}
+
+/// Creates a 1-D variable-length string dataset.
+pub fn str_array_dataset(parent: &Group, name: &str, values: &[&str]) -> H5Result<Dataset> {
+    let data: Vec<Vstr> = values.iter().map(|v| vstr(v)).collect();
+    parent.new_dataset_builder().with_data(&data).create(name)
+}
+
+/// Creates a scalar numeric dataset.
+pub fn scalar_dataset<T: H5Type>(parent: &Group, name: &str, value: T) -> H5Result<Dataset> {
+    let ds = parent.new_dataset::<T>().shape(()).create(name)?;
+    ds.write_scalar(&value)?;
+    Ok(ds)
+}
+
+/// Creates a 1-D numeric dataset with fixed contents.
+pub fn array_dataset<T: H5Type>(parent: &Group, name: &str, values: &[T]) -> H5Result<Dataset> {
+    parent.new_dataset_builder().with_data(values).create(name)
+}
+
+/// Creates an empty dataset of shape `(0, tail...)` that grows along its first axis.
+pub fn extensible<T: H5Type>(
+    parent: &Group,
+    name: &str,
+    tail: &[usize],
+    chunk_rows: usize,
+    deflate: Option<u8>,
+) -> H5Result<Dataset> {
+    let mut dims = vec![hdf5::Extent::resizable(0)];
+    dims.extend(tail.iter().map(|&d| hdf5::Extent::fixed(d)));
+    let mut chunk = vec![chunk_rows];
+    chunk.extend_from_slice(tail);
+    let builder = parent
+        .new_dataset::<T>()
+        .chunk(chunk)
+        .shape(Extents::Simple(SimpleExtents::from_vec(dims)));
+    let builder = match deflate {
+        Some(level) => builder.deflate(level),
+        None => builder,
+    };
+    builder.create(name)
+}
+
+/// The NWB `TimeSeries.data` attributes (`conversion`, `offset`, `resolution`, `unit`).
+pub fn data_attrs(ds: &Dataset, unit: &str) -> H5Result<()> {
+    attr_scalar(ds, "conversion", 1.0f32)?;
+    attr_scalar(ds, "offset", 0.0f32)?;
+    attr_scalar(ds, "resolution", -1.0f32)?;
+    attr_str(ds, "unit", unit)
+}
+
+/// Creates the empty float64 `timestamps` dataset of a series (seconds from session start).
+pub fn timestamps_dataset(series: &Group) -> H5Result<Dataset> {
+    let ds = extensible::<f64>(series, "timestamps", &[], 4096, None)?;
+    attr_scalar(&ds, "interval", 1i32)?;
+    attr_str(&ds, "unit", "seconds")?;
+    Ok(ds)
+}
+
+/// Sets the `description` and `comments` attributes every NWB `TimeSeries` carries.
+pub fn series_attrs(series: &Group, description: &str) -> H5Result<()> {
+    attr_str(series, "description", description)?;
+    attr_str(series, "comments", "no comments")
+}
+
+/// Writes an object reference attribute (`hobj_ref_t`, what pynwb writes) to `target`.
+pub fn attr_object_ref(
+    loc: &Location,
+    name: &str,
+    file: &hdf5::File,
+    target: &str,
+) -> H5Result<()> {
+    let reference: hdf5::ObjectReference1 = file.reference(target)?;
+    loc.new_attr::<hdf5::ObjectReference1>()
+        .shape(())
+        .create(name)?
+        .write_scalar(&reference)
+}

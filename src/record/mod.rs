@@ -1,0 +1,89 @@
+//! The recorder: one thread owns libhdf5 and writes one NWB-shaped HDF5 file per session.
+//!
+//! Frames arrive on one SPSC ring per stream and gap records on another; video chunks are
+//! compressed on worker threads and written with direct chunk writes; everything is created
+//! before SWMR starts, and the file is flushed about once a second so a crash loses at most
+//! that much. After a clean close, [`finalize`] prunes empty objects and writes the summary.
+
+mod column;
+mod compress;
+pub mod finalize;
+mod gaps;
+pub mod h5;
+pub mod inspect;
+mod layout;
+#[allow(missing_docs)]
+pub mod spec;
+mod stream_writer;
+mod transpose;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use compress::deflate_into;
+pub use gaps::{GAPS_TABLE, GapRecord, STREAMS_TABLE};
+pub use layout::NWB_VERSION;
+pub use transpose::transpose_into;
+pub use writer::{Recorder, RecordingReport};
+
+use crate::clock::SessionClock;
+use crate::config::{Compression, SessionConfig};
+use crate::frame::Frame;
+use crate::source::StreamInfo;
+use crate::stats::StreamStats;
+
+/// Everything the recorder needs to create and fill a session file.
+pub struct RecorderSetup {
+    /// Output file path.
+    pub path: PathBuf,
+    /// Session name (NWB `session_id`).
+    pub session_name: String,
+    /// Session epoch; all timestamps are seconds from it.
+    pub clock: SessionClock,
+    /// Session metadata.
+    pub session: SessionConfig,
+    /// Full config text, stored in `general/data_collection`.
+    pub config_text: String,
+    /// The streams, in config order.
+    pub streams: Vec<StreamSetup>,
+    /// Time between flushes.
+    pub flush_interval: Duration,
+    /// Compression threads (0 = deflate on the writer thread).
+    pub compress_threads: usize,
+}
+
+/// One stream as the recorder sees it.
+pub struct StreamSetup {
+    /// What the stream is.
+    pub info: StreamInfo,
+    /// How its video is stored.
+    pub compression: Compression,
+    /// Whether frames carry simulator ground truth to record.
+    pub ground_truth: bool,
+    /// Frames to write.
+    pub frames: rtrb::Consumer<Frame>,
+    /// Gaps to record.
+    pub gaps: rtrb::Consumer<GapRecord>,
+    /// Counters the recorder updates (`recorded`).
+    pub stats: Arc<StreamStats>,
+}
+
+/// Why recording failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// An HDF5 call failed.
+    #[error("{file}: HDF5 error while {doing}: {source}")]
+    Hdf5 {
+        /// The session file.
+        file: String,
+        /// What the recorder was doing.
+        doing: &'static str,
+        /// The library's error.
+        source: hdf5::Error,
+    },
+    /// A thread could not be started.
+    #[error("cannot start recorder thread: {0}")]
+    Thread(#[from] std::io::Error),
+}

@@ -1,0 +1,319 @@
+//! The recorder thread: drains the rings into the session file until every producer is gone.
+
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use hdf5::File;
+
+use super::compress::{CompressJob, CompressedChunk, CompressorPool};
+use super::gaps::{self, GapTable};
+use super::layout;
+use super::stream_writer::StreamWriter;
+use super::{RecordError, RecorderSetup, StreamSetup};
+use crate::clock::SessionClock;
+
+/// Chunks one stream may have in the compression pool at once.
+const IN_FLIGHT_PER_STREAM: usize = 16;
+
+/// What the recorder wrote.
+#[derive(Debug, Clone)]
+pub struct RecordingReport {
+    /// The session file.
+    pub path: PathBuf,
+    /// Frames written per stream, in config order.
+    pub frames: Vec<u64>,
+    /// Gap rows written.
+    pub gap_rows: usize,
+}
+
+/// A running recorder thread.
+pub struct Recorder {
+    handle: JoinHandle<Result<RecordingReport, RecordError>>,
+}
+
+impl Recorder {
+    /// Creates the file and its whole tree, starts SWMR, and spawns the writer thread.
+    /// Returns once the file exists, so capture can start.
+    pub fn start(setup: RecorderSetup) -> Result<Self, RecordError> {
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+        let handle = std::thread::Builder::new()
+            .name("recorder".into())
+            .spawn(move || run(setup, ready_tx))?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(Self { handle }),
+            Ok(Err(())) | Err(_) => Err(handle
+                .join()
+                .expect("recorder thread panicked")
+                .expect_err("failed start reports an error")),
+        }
+    }
+
+    /// Waits until every frame producer has gone and the file is closed.
+    pub fn join(self) -> Result<RecordingReport, RecordError> {
+        self.handle.join().expect("recorder thread panicked")
+    }
+}
+
+struct Session {
+    file: File,
+    path: String,
+    clock: SessionClock,
+    streams: Vec<StreamSetup>,
+    writers: Vec<StreamWriter>,
+    gaps: GapTable,
+    compressor: Option<CompressorPool>,
+    flush_every: Duration,
+    /// Per stream: next sequence number to submit and to write, and chunks that came back early.
+    submitted: Vec<u64>,
+    next_to_write: Vec<u64>,
+    early: Vec<Vec<Option<CompressedChunk>>>,
+    spare_buffers: Vec<Vec<u8>>,
+}
+
+fn run(
+    setup: RecorderSetup,
+    ready: crossbeam_channel::Sender<Result<(), ()>>,
+) -> Result<RecordingReport, RecordError> {
+    let mut session = match open(setup) {
+        Ok(s) => {
+            let _ = ready.send(Ok(()));
+            s
+        }
+        Err(e) => {
+            let _ = ready.send(Err(()));
+            return Err(e);
+        }
+    };
+    session.record_until_drained()?;
+    let report = RecordingReport {
+        path: PathBuf::from(&session.path),
+        frames: session
+            .writers
+            .iter()
+            .map(StreamWriter::frames_written)
+            .collect(),
+        gap_rows: session.gaps.rows(),
+    };
+    let path = session.path.clone();
+    drop(session.compressor.take());
+    session.file.close().map_err(|source| RecordError::Hdf5 {
+        file: path,
+        doing: "closing the file",
+        source,
+    })?;
+    Ok(report)
+}
+
+fn open(setup: RecorderSetup) -> Result<Session, RecordError> {
+    let path = setup.path.display().to_string();
+    let err = |doing: &'static str| {
+        let file = path.clone();
+        move |source| RecordError::Hdf5 {
+            file,
+            doing,
+            source,
+        }
+    };
+    let file = File::with_options()
+        .with_fapl(|p| p.libver_v110())
+        .create_excl(&setup.path)
+        .map_err(err("creating the session file"))?;
+    layout::create_file_skeleton(&file, &setup).map_err(err("writing metadata"))?;
+    let mut writers = Vec::new();
+    for stream in &setup.streams {
+        writers.push(
+            StreamWriter::create(&file, &setup, stream, setup.compress_threads)
+                .map_err(err("creating stream datasets"))?,
+        );
+    }
+    let gap_table = gaps::create(&file, &setup.streams).map_err(err("creating the gap table"))?;
+    file.flush().map_err(err("flushing the new file"))?;
+    file.start_swmr().map_err(err("starting SWMR"))?;
+    let uses_workers = writers.iter().any(|w| w.worker_level.is_some());
+    let compressor = if uses_workers {
+        Some(CompressorPool::start(setup.compress_threads)?)
+    } else {
+        None
+    };
+    let n = setup.streams.len();
+    Ok(Session {
+        file,
+        path,
+        clock: setup.clock,
+        streams: setup.streams,
+        writers,
+        gaps: gap_table,
+        compressor,
+        flush_every: setup.flush_interval,
+        submitted: vec![0; n],
+        next_to_write: vec![0; n],
+        early: (0..n)
+            .map(|_| (0..IN_FLIGHT_PER_STREAM).map(|_| None).collect())
+            .collect(),
+        spare_buffers: Vec::with_capacity(n * IN_FLIGHT_PER_STREAM),
+    })
+}
+
+impl Session {
+    fn hdf5_error(&self, doing: &'static str) -> impl FnOnce(hdf5::Error) -> RecordError + use<> {
+        let file = self.path.clone();
+        move |source| RecordError::Hdf5 {
+            file,
+            doing,
+            source,
+        }
+    }
+
+    /// Main loop: move frames and gaps into the file, flush on the interval, stop when every
+    /// producer is gone and nothing is left in flight.
+    fn record_until_drained(&mut self) -> Result<(), RecordError> {
+        let mut last_flush = Instant::now();
+        loop {
+            let mut progressed = self.take_frames()?;
+            progressed |= self.write_finished_chunks()?;
+            progressed |= self.take_gaps();
+            if last_flush.elapsed() >= self.flush_every {
+                self.flush()?;
+                last_flush = Instant::now();
+            }
+            if self.all_drained() {
+                break;
+            }
+            if !progressed {
+                self.wait_briefly();
+            }
+        }
+        self.flush()
+    }
+
+    /// Pops frames from every ring: compressed streams go to the pool (bounded in flight),
+    /// the others are written here.
+    fn take_frames(&mut self) -> Result<bool, RecordError> {
+        let mut progressed = false;
+        for i in 0..self.streams.len() {
+            loop {
+                if let Some(level) = self.writers[i].worker_level {
+                    let in_flight = self.submitted[i] - self.next_to_write[i];
+                    if in_flight as usize >= IN_FLIGHT_PER_STREAM {
+                        break;
+                    }
+                    let Ok(frame) = self.streams[i].frames.pop() else {
+                        break;
+                    };
+                    let out = self.spare_buffers.pop().unwrap_or_default();
+                    let job = CompressJob {
+                        stream: i,
+                        seq: self.submitted[i],
+                        frame,
+                        geometry: self.writers[i].geometry(),
+                        level,
+                        out,
+                    };
+                    self.submitted[i] += 1;
+                    self.compressor
+                        .as_ref()
+                        .expect("pool exists when a stream uses it")
+                        .submit(job);
+                } else {
+                    let Ok(frame) = self.streams[i].frames.pop() else {
+                        break;
+                    };
+                    let on_error = self.hdf5_error("writing a frame");
+                    self.writers[i]
+                        .write_frame(frame.pixels(), frame.meta(), &self.clock)
+                        .map_err(on_error)?;
+                    self.streams[i]
+                        .stats
+                        .add_recorded(frame.pixels().len() as u64);
+                }
+                progressed = true;
+            }
+        }
+        Ok(progressed)
+    }
+
+    /// Writes compressed chunks in frame order as they come back from the pool.
+    fn write_finished_chunks(&mut self) -> Result<bool, RecordError> {
+        let Some(pool) = &self.compressor else {
+            return Ok(false);
+        };
+        let mut progressed = false;
+        while let Ok(chunk) = pool.results().try_recv() {
+            let slot = (chunk.seq % IN_FLIGHT_PER_STREAM as u64) as usize;
+            let stream = chunk.stream;
+            self.early[stream][slot] = Some(chunk);
+            progressed = true;
+        }
+        for i in 0..self.streams.len() {
+            loop {
+                let slot = (self.next_to_write[i] % IN_FLIGHT_PER_STREAM as u64) as usize;
+                let Some(chunk) = self.early[i][slot].take() else {
+                    break;
+                };
+                let on_error = self.hdf5_error("writing a compressed chunk");
+                self.writers[i]
+                    .write_compressed_chunk(&chunk.bytes, &chunk.meta, &self.clock)
+                    .map_err(on_error)?;
+                let g = self.writers[i].geometry();
+                self.streams[i].stats.add_recorded(g.frame_bytes() as u64);
+                self.next_to_write[i] += 1;
+                self.spare_buffers.push(chunk.bytes);
+            }
+        }
+        Ok(progressed)
+    }
+
+    fn take_gaps(&mut self) -> bool {
+        let mut progressed = false;
+        for i in 0..self.streams.len() {
+            while let Ok(gap) = self.streams[i].gaps.pop() {
+                self.gaps.push(i, &gap, &self.clock);
+                progressed = true;
+            }
+        }
+        progressed
+    }
+
+    fn flush(&mut self) -> Result<(), RecordError> {
+        for i in 0..self.writers.len() {
+            let on_error = self.hdf5_error("writing frame metadata");
+            self.writers[i].write_pending().map_err(on_error)?;
+        }
+        let on_error = self.hdf5_error("writing the gap table");
+        self.gaps.write_pending().map_err(on_error)?;
+        let on_error = self.hdf5_error("flushing");
+        self.file.flush().map_err(on_error)?;
+        tracing::debug!(
+            frames = ?self.writers.iter().map(StreamWriter::frames_written).collect::<Vec<_>>(),
+            gaps = self.gaps.rows(),
+            "flushed session file"
+        );
+        Ok(())
+    }
+
+    fn all_drained(&self) -> bool {
+        self.streams.iter().enumerate().all(|(i, s)| {
+            s.frames.is_abandoned()
+                && s.frames.is_empty()
+                && s.gaps.is_abandoned()
+                && s.gaps.is_empty()
+                && self.submitted[i] == self.next_to_write[i]
+        })
+    }
+
+    /// Waits for the next compressed chunk or about a millisecond, whichever comes first.
+    fn wait_briefly(&mut self) {
+        let in_flight = (0..self.streams.len()).any(|i| self.submitted[i] > self.next_to_write[i]);
+        match &self.compressor {
+            Some(pool) if in_flight => {
+                if let Ok(chunk) = pool.results().recv_timeout(Duration::from_millis(2)) {
+                    let slot = (chunk.seq % IN_FLIGHT_PER_STREAM as u64) as usize;
+                    let stream = chunk.stream;
+                    self.early[stream][slot] = Some(chunk);
+                }
+            }
+            _ => std::thread::park_timeout(Duration::from_millis(1)),
+        }
+    }
+}

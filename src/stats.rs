@@ -1,0 +1,114 @@
+//! Live per-stream counters shared lock-free between the capture thread, the recorder and
+//! whoever displays progress.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a frame never reached the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum DropCause {
+    /// The device skipped it: its frame counter jumped.
+    Device = 0,
+    /// The device was disconnected while it fell due.
+    Disconnected = 1,
+    /// Every frame slot of the stream was still in use.
+    PoolExhausted = 2,
+    /// The recorder's ring was full (the writer fell behind).
+    RecorderBehind = 3,
+}
+
+impl DropCause {
+    /// All causes in code order.
+    pub const ALL: [DropCause; 4] = [
+        DropCause::Device,
+        DropCause::Disconnected,
+        DropCause::PoolExhausted,
+        DropCause::RecorderBehind,
+    ];
+
+    /// Stable snake_case name.
+    pub fn label(self) -> &'static str {
+        match self {
+            DropCause::Device => "device",
+            DropCause::Disconnected => "disconnected",
+            DropCause::PoolExhausted => "pool_exhausted",
+            DropCause::RecorderBehind => "recorder_behind",
+        }
+    }
+
+    /// The cause with this code, if any.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.get(code as usize).copied()
+    }
+}
+
+/// Counters of one stream. All relaxed atomics: they are statistics, not synchronisation.
+#[derive(Debug, Default)]
+pub struct StreamStats {
+    captured: AtomicU64,
+    recorded: AtomicU64,
+    bytes_recorded: AtomicU64,
+    reconnects: AtomicU64,
+    gaps_unrecorded: AtomicU64,
+    dropped: [AtomicU64; 4],
+}
+
+/// A consistent-enough copy of a stream's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StatsSnapshot {
+    /// Frames delivered by the device.
+    pub captured: u64,
+    /// Frames written to the file.
+    pub recorded: u64,
+    /// Uncompressed bytes of frames written.
+    pub bytes_recorded: u64,
+    /// Successful reconnections after a disconnect.
+    pub reconnects: u64,
+    /// Gap records that could not be queued to the recorder (their drops are still counted).
+    pub gaps_unrecorded: u64,
+    /// Frames lost, by [`DropCause`] code.
+    pub dropped: [u64; 4],
+}
+
+impl StatsSnapshot {
+    /// Frames lost for any reason.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.iter().sum()
+    }
+}
+
+impl StreamStats {
+    /// Counts a frame the device delivered.
+    pub fn add_captured(&self) {
+        self.captured.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Counts a frame written to the file.
+    pub fn add_recorded(&self, bytes: u64) {
+        self.recorded.fetch_add(1, Ordering::Relaxed);
+        self.bytes_recorded.fetch_add(bytes, Ordering::Relaxed);
+    }
+    /// Counts `frames` lost for `cause`.
+    pub fn add_dropped(&self, cause: DropCause, frames: u64) {
+        self.dropped[cause as usize].fetch_add(frames, Ordering::Relaxed);
+    }
+    /// Counts a successful reconnection.
+    pub fn add_reconnect(&self) {
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Counts a gap record that could not be queued.
+    pub fn add_gap_unrecorded(&self) {
+        self.gaps_unrecorded.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Copies the counters.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            captured: self.captured.load(Ordering::Relaxed),
+            recorded: self.recorded.load(Ordering::Relaxed),
+            bytes_recorded: self.bytes_recorded.load(Ordering::Relaxed),
+            reconnects: self.reconnects.load(Ordering::Relaxed),
+            gaps_unrecorded: self.gaps_unrecorded.load(Ordering::Relaxed),
+            dropped: std::array::from_fn(|i| self.dropped[i].load(Ordering::Relaxed)),
+        }
+    }
+}
