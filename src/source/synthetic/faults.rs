@@ -267,4 +267,25 @@ mod tests {
         let got = run(&mut fast(plan), 4);
         assert_eq!(got, vec![Some(0), Some(1), Some(5), Some(6)]);
     }
+
+    #[test]
+    fn realtime_stamps_and_zero_length_outage() {
+        // At a million frames per second every due time has passed by the time it is asked
+        // for, so this exercises the realtime path without sleeping.
+        let plan = FaultPlan {
+            drop_frames: vec![1],
+            stall: vec![],
+            disconnect: vec![TimedFault { at_frame: 3, ms: 0 }],
+        };
+        let mut s = FrameSchedule::new("rt", 1e6, Pacing::Realtime, &plan);
+        let a = s.next_slot().unwrap();
+        let b = s.next_slot().unwrap();
+        assert_eq!((a.frame, b.frame), (0, 2));
+        assert_eq!(b.due_ns - a.due_ns, 2_000);
+        assert!(s.host_time_ns(&b) >= b.due_ns, "host time precedes the due time");
+        assert!(matches!(s.next_slot(), Err(SourceError::Disconnected { .. })));
+        s.reconnect().expect("a zero-length outage is over at once");
+        let c = s.next_slot().unwrap();
+        assert!(c.frame > 3 && c.due_ns >= a.due_ns + 4_000);
+    }
 }

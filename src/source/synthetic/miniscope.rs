@@ -192,3 +192,53 @@ impl Source for SyntheticMiniscope {
         self.schedule.reconnect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::source::{FaultPlan, Pacing};
+
+    /// Residual noise grows like the square root of the signal (shot noise).
+    #[test]
+    fn noise_grows_with_the_square_root_of_brightness() {
+        let mut scope = SyntheticMiniscope::new(&SyntheticMiniscopeConfig {
+            name: "Miniscope".into(),
+            fps: 30.0,
+            width: 400,
+            height: 400,
+            neurons: 40,
+            seed: 2,
+            counter_start: 0,
+            pacing: Pacing::Fast,
+            compression: None,
+            faults: FaultPlan::default(),
+        });
+        let mut px = vec![0u8; 400 * 400];
+        let stamp = scope.next_frame(&mut px).unwrap();
+        let t = scope.schedule.offset_ns(stamp.raw_counter) as f32 * 1e-9;
+        let (gain, (sx, sy)) = (scope.gain(t), scope.shift(t));
+        // (sum of squared residuals, count) for dim (25–45 DN) and bright (75–110 DN) pixels.
+        let mut bins = [(0.0f64, 0u32); 2];
+        for y in 0..400 {
+            for x in 0..400 {
+                let clean = scope.canvas[(y + sy) * (400 + 2 * PAD) + x + sx] * gain;
+                let bin = match clean {
+                    25.0..45.0 => 0,
+                    75.0..110.0 => 1,
+                    _ => continue,
+                };
+                let r = px[y * 400 + x] as f64 - clean as f64;
+                bins[bin].0 += r * r;
+                bins[bin].1 += 1;
+            }
+        }
+        let sigma = bins.map(|(s, n)| {
+            assert!(n > 1000, "only {n} pixels in a bin");
+            (s / n as f64).sqrt()
+        });
+        let ratio = sigma[1] / sigma[0];
+        // Expected about sqrt((0.35·90 + 1.2) / (0.35·35 + 1.2)) ≈ 1.56.
+        assert!((1.3..1.9).contains(&ratio), "sigmas {sigma:?}");
+        assert!((2.5..5.0).contains(&sigma[0]), "sigmas {sigma:?}");
+    }
+}

@@ -26,6 +26,7 @@ const HEAD: Paint = Paint {
 const EAR: Paint = Paint::solid([92.0, 66.0, 68.0]);
 const EAR_INNER: Paint = Paint::solid([156.0, 108.0, 112.0]);
 const PINK: Paint = Paint::solid([196.0, 140.0, 140.0]);
+const NOSE_TIP: Paint = Paint::solid([128.0, 92.0, 95.0]);
 
 /// Tail segments and their length, cm.
 const TAIL_SEGMENTS: usize = 9;
@@ -55,7 +56,7 @@ pub(crate) fn draw_mouse(
     // Body: from the rump (behind the hip, on the floor) to the shoulders (ahead of the neck
     // along the pitched spine), so a rearing body foreshortens.
     let shoulder = 0.6 * pose.pitch.cos();
-    let rear = px(at(sk.tail_base, -1.1, 0.0, 0.0));
+    let rear = px(at(sk.tail_base, -1.1 + 0.4 * pose.tuck, 0.0, 0.0));
     let front = px(at(sk.neck, shoulder, 0.0, 0.6 * pose.pitch.sin()));
     let mid_z = 0.5 * (sk.tail_base[2] + sk.neck[2]);
     let groom_shake = 0.15 * pose.tuck * pose.groom_phase.sin();
@@ -64,7 +65,7 @@ pub(crate) fn draw_mouse(
         0.5 * (rear[1] + front[1]) + cm(groom_shake, mid_z) * right[1],
     ];
     let b = cm(
-        1.45 + 0.35 * pose.tuck + 0.2 * pose.pitch.max(0.0).sin(),
+        1.45 + 0.5 * pose.tuck + 0.2 * pose.pitch.max(0.0).sin(),
         mid_z,
     );
     let a = (0.5 * dist(rear, front)).max(b);
@@ -108,7 +109,7 @@ pub(crate) fn draw_mouse(
         canvas.disc(px(ear), cm(0.6, ear[2]), &EAR);
         canvas.disc(px(ear), cm(0.33, ear[2]), &EAR_INNER);
     }
-    canvas.disc(nose, cm(0.2, sk.nose[2]), &PINK);
+    canvas.disc(nose, cm(0.2, sk.nose[2]), &NOSE_TIP);
     // While grooming the forepaws stroke over the snout, in front of the face.
     if pose.tuck > 0.3 {
         for side in [-0.55, 0.55] {
