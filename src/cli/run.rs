@@ -40,10 +40,10 @@ pub fn run(
         if stop.load(Ordering::Relaxed) {
             break "stopped by signal".to_string();
         }
-        if let Some(d) = duration {
-            if started.elapsed().as_secs_f64() >= d {
-                break format!("duration of {d} s reached");
-            }
+        if let Some(d) = duration
+            && started.elapsed().as_secs_f64() >= d
+        {
+            break format!("duration of {d} s reached");
         }
         if session.all_captures_ended() {
             break "every source stopped".to_string();

@@ -60,10 +60,10 @@ pub(super) fn from_toml(
     let inner = err.into_inner();
     let mut reason = inner.message().trim().to_string();
     let mut offset = inner.span().map(|s| s.start);
-    if let Some(index) = source_index(&key) {
-        if let Some((path, at, message)) = super::reparse::source_error(text, index) {
-            (key, offset, reason) = (path, at, message);
-        }
+    if let Some(index) = source_index(&key)
+        && let Some((path, at, message)) = super::reparse::source_error(text, index)
+    {
+        (key, offset, reason) = (path, at, message);
     }
     let (line, column) = match offset {
         Some(offset) => super::locate::line_column(text, offset),

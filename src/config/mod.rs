@@ -257,22 +257,22 @@ impl RigConfig {
                     format!("{w}x{h} is not a frame size between 8x8 and 8192x8192"),
                 ));
             }
-            if let Some(Compression::Gzip { level }) = source.compression() {
-                if !(1..=9).contains(level) {
-                    return Err(invalid(
-                        format!("source[{i}].compression.level"),
-                        format!("{level} is not a gzip level 1–9"),
-                    ));
-                }
-            }
-        }
-        if let Compression::Gzip { level } = self.recording.compression {
-            if !(1..=9).contains(&level) {
+            if let Some(Compression::Gzip { level }) = source.compression()
+                && !(1..=9).contains(level)
+            {
                 return Err(invalid(
-                    "recording.compression.level".into(),
+                    format!("source[{i}].compression.level"),
                     format!("{level} is not a gzip level 1–9"),
                 ));
             }
+        }
+        if let Compression::Gzip { level } = self.recording.compression
+            && !(1..=9).contains(&level)
+        {
+            return Err(invalid(
+                "recording.compression.level".into(),
+                format!("{level} is not a gzip level 1–9"),
+            ));
         }
         if !(self.recording.flush_interval_s > 0.0 && self.recording.flush_interval_s <= 60.0) {
             return Err(invalid(

@@ -109,23 +109,23 @@ impl CaptureLoop {
                 }
             };
             let device_counter = counter.unwrap(stamp.raw_counter);
-            if let Some((prev_counter, prev_time)) = last {
-                if device_counter > prev_counter + 1 {
-                    let cause = if disconnected_since_last {
-                        DropCause::Disconnected
-                    } else {
-                        DropCause::Device
-                    };
-                    let lost = device_counter - prev_counter - 1;
-                    self.stats.add_dropped(cause, lost);
-                    self.push_gap(GapRecord {
-                        start_ns: prev_time,
-                        stop_ns: stamp.device_time_ns,
-                        frames_lost: lost,
-                        cause,
-                        first_lost_counter: prev_counter + 1,
-                    });
-                }
+            if let Some((prev_counter, prev_time)) = last
+                && device_counter > prev_counter + 1
+            {
+                let cause = if disconnected_since_last {
+                    DropCause::Disconnected
+                } else {
+                    DropCause::Device
+                };
+                let lost = device_counter - prev_counter - 1;
+                self.stats.add_dropped(cause, lost);
+                self.push_gap(GapRecord {
+                    start_ns: prev_time,
+                    stop_ns: stamp.device_time_ns,
+                    frames_lost: lost,
+                    cause,
+                    first_lost_counter: prev_counter + 1,
+                });
             }
             disconnected_since_last = false;
             last = Some((device_counter, stamp.device_time_ns));
@@ -196,3 +196,7 @@ impl CaptureLoop {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "capture_tests.rs"]
+mod tests;

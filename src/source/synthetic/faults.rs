@@ -282,8 +282,14 @@ mod tests {
         let b = s.next_slot().unwrap();
         assert_eq!((a.frame, b.frame), (0, 2));
         assert_eq!(b.due_ns - a.due_ns, 2_000);
-        assert!(s.host_time_ns(&b) >= b.due_ns, "host time precedes the due time");
-        assert!(matches!(s.next_slot(), Err(SourceError::Disconnected { .. })));
+        assert!(
+            s.host_time_ns(&b) >= b.due_ns,
+            "host time precedes the due time"
+        );
+        assert!(matches!(
+            s.next_slot(),
+            Err(SourceError::Disconnected { .. })
+        ));
         s.reconnect().expect("a zero-length outage is over at once");
         let c = s.next_slot().unwrap();
         assert!(c.frame > 3 && c.due_ns >= a.due_ns + 4_000);

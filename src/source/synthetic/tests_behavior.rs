@@ -22,7 +22,11 @@ fn cfg(seed: u64, width: u32, height: u32, format: PixelFormat) -> SyntheticBeha
 }
 
 /// Runs a camera for `n` frames, handing each frame and stamp to `f`.
-fn film(cam: &mut SyntheticBehaviorCamera, n: usize, mut f: impl FnMut(&SyntheticBehaviorCamera, &[u8], &CaptureStamp)) {
+fn film(
+    cam: &mut SyntheticBehaviorCamera,
+    n: usize,
+    mut f: impl FnMut(&SyntheticBehaviorCamera, &[u8], &CaptureStamp),
+) {
     let mut buf = vec![0u8; cam.info().geometry.frame_bytes()];
     for _ in 0..n {
         let stamp = cam.next_frame(&mut buf).expect("frame");
@@ -63,7 +67,10 @@ fn info_and_rgb_frames() {
     assert_eq!(info.geometry.frame_bytes(), 1280 * 720 * 3);
     // The tail, ears and paws are pink: some pixels are clearly redder than they are blue.
     film(&mut cam, 1, |_, px, _| {
-        let pink = px.chunks_exact(3).filter(|p| p[0] as i32 - p[2] as i32 > 25).count();
+        let pink = px
+            .chunks_exact(3)
+            .filter(|p| p[0] as i32 - p[2] as i32 > 25)
+            .count();
         assert!(pink > 100, "only {pink} pinkish pixels");
     });
 }
@@ -88,7 +95,10 @@ fn keypoints_lie_on_the_drawn_animal_and_postures_look_different() {
     film(&mut cam, 30 * 60 * 8, |cam, px, s| {
         let truth = s.ground_truth.unwrap();
         for (i, kp) in truth.keypoints.iter().enumerate() {
-            assert!((0.0..=(w - 1) as f32).contains(&kp[0]) && (0.0..=(h - 1) as f32).contains(&kp[1]), "{kp:?}");
+            assert!(
+                (0.0..=(w - 1) as f32).contains(&kp[0]) && (0.0..=(h - 1) as f32).contains(&kp[1]),
+                "{kp:?}"
+            );
             // Over the bright floor the animal must show at its keypoints (over the grey
             // walls the pink nose and inner ears can match the wall's brightness).
             let j = kp[1].round() as usize * w + kp[0].round() as usize;
@@ -105,7 +115,10 @@ fn keypoints_lie_on_the_drawn_animal_and_postures_look_different() {
             Behavior::Grooming => p.tuck > 0.9,
             _ => p.pitch > 1.1,
         };
-        let rel = [truth.keypoints[0][0] - truth.keypoints[3][0], truth.keypoints[0][1] - truth.keypoints[3][1]];
+        let rel = [
+            truth.keypoints[0][0] - truth.keypoints[3][0],
+            truth.keypoints[0][1] - truth.keypoints[3][1],
+        ];
         let jitter = last_rel.map(|l| (rel[0] - l[0]).hypot(rel[1] - l[1]));
         last_rel = Some(rel);
         if !settled {
@@ -119,8 +132,16 @@ fn keypoints_lie_on_the_drawn_animal_and_postures_look_different() {
         shape.nose_jitter += jitter.unwrap_or(0.0) as f64;
     });
     for i in 0..4 {
-        assert!(checked[i] > 30 * 60 * 5, "keypoint {i} over the floor in {} frames", checked[i]);
-        assert!(missed[i] * 200 < checked[i], "keypoint {i} off the animal in {} frames", missed[i]);
+        assert!(
+            checked[i] > 30 * 60 * 5,
+            "keypoint {i} over the floor in {} frames",
+            checked[i]
+        );
+        assert!(
+            missed[i] * 200 < checked[i],
+            "keypoint {i} off the animal in {} frames",
+            missed[i]
+        );
     }
     let mean = |b: Behavior| {
         let s = shapes[b as usize];
@@ -136,12 +157,31 @@ fn keypoints_lie_on_the_drawn_animal_and_postures_look_different() {
     );
     // Exploring is long and thin; grooming and rearing are compact and foreshortened.
     assert!(explore.0 > 2.0, "explore elongation {:.2}", explore.0);
-    for (label, other) in [("grooming", groom), ("mid rearing", mid), ("wall rearing", wall)] {
-        assert!(other.0 < 0.65 * explore.0, "{label} elongation {:.2} vs {:.2}", other.0, explore.0);
-        assert!(other.1 < 0.75 * explore.1, "{label} length {:.1} vs {:.1}", other.1, explore.1);
+    for (label, other) in [
+        ("grooming", groom),
+        ("mid rearing", mid),
+        ("wall rearing", wall),
+    ] {
+        assert!(
+            other.0 < 0.65 * explore.0,
+            "{label} elongation {:.2} vs {:.2}",
+            other.0,
+            explore.0
+        );
+        assert!(
+            other.1 < 0.75 * explore.1,
+            "{label} length {:.1} vs {:.1}",
+            other.1,
+            explore.1
+        );
     }
     // Grooming strokes shake the snout; a rearing animal holds its head still.
-    assert!(groom.2 > 1.5 * mid.2, "grooming nose jitter {:.2} vs rearing {:.2}", groom.2, mid.2);
+    assert!(
+        groom.2 > 1.5 * mid.2,
+        "grooming nose jitter {:.2} vs rearing {:.2}",
+        groom.2,
+        mid.2
+    );
 }
 
 /// Principal second moments (major, minor) of the dark animal pixels on the floor within
@@ -149,8 +189,14 @@ fn keypoints_lie_on_the_drawn_animal_and_postures_look_different() {
 fn silhouette_moments(px: &[u8], bg: &[u8], w: usize, centre: [f32; 2]) -> (f64, f64) {
     let reach = 110.0;
     let h = px.len() / w;
-    let (x0, x1) = ((centre[0] - reach).max(0.0) as usize, ((centre[0] + reach) as usize).min(w));
-    let (y0, y1) = ((centre[1] - reach).max(0.0) as usize, ((centre[1] + reach) as usize).min(h));
+    let (x0, x1) = (
+        (centre[0] - reach).max(0.0) as usize,
+        ((centre[0] + reach) as usize).min(w),
+    );
+    let (y0, y1) = (
+        (centre[1] - reach).max(0.0) as usize,
+        ((centre[1] + reach) as usize).min(h),
+    );
     let (mut n, mut sx, mut sy, mut sxx, mut syy, mut sxy) = (0.0f64, 0.0, 0.0, 0.0, 0.0, 0.0);
     for y in y0..y1 {
         for x in x0..x1 {

@@ -73,7 +73,17 @@ fn zz_dump() {
                     rgb,
                     &buf,
                 );
-                { let k = s.ground_truth.unwrap().keypoints; eprintln!("CROP /tmp/beh_{}_{}_{} {} {}", w, b, seen[b], (k[0][0]+k[3][0])/2.0, (k[0][1]+k[3][1])/2.0); }
+                {
+                    let k = s.ground_truth.unwrap().keypoints;
+                    eprintln!(
+                        "CROP /tmp/beh_{}_{}_{} {} {}",
+                        w,
+                        b,
+                        seen[b],
+                        (k[0][0] + k[3][0]) / 2.0,
+                        (k[0][1] + k[3][1]) / 2.0
+                    );
+                }
             }
         }
     }

@@ -1,0 +1,69 @@
+//! Cost of one synthetic frame: the Miniscope at 608×608 and the behavior camera at
+//! 640×480 grey and 1280×720 RGB (fast pacing, so only rendering is measured).
+
+use std::hint::black_box;
+
+use behavd::config::source::{
+    FaultPlan, Pacing, SyntheticBehaviorConfig, SyntheticMiniscopeConfig,
+};
+use behavd::frame::PixelFormat;
+use behavd::source::Source;
+use behavd::source::synthetic::{SyntheticBehaviorCamera, SyntheticMiniscope};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+fn miniscope() -> SyntheticMiniscope {
+    SyntheticMiniscope::new(&SyntheticMiniscopeConfig {
+        name: "Miniscope".into(),
+        fps: 30.0,
+        width: 608,
+        height: 608,
+        neurons: 120,
+        seed: 1,
+        counter_start: 0,
+        pacing: Pacing::Fast,
+        compression: None,
+        faults: FaultPlan::default(),
+    })
+}
+
+fn behavior(width: u32, height: u32, pixel_format: PixelFormat) -> SyntheticBehaviorCamera {
+    SyntheticBehaviorCamera::new(&SyntheticBehaviorConfig {
+        name: "BehaviorCam0".into(),
+        fps: 30.0,
+        width,
+        height,
+        pixel_format,
+        seed: 1,
+        pacing: Pacing::Fast,
+        compression: None,
+        faults: FaultPlan::default(),
+    })
+}
+
+/// Benchmarks `next_frame` of `source` under `name`.
+fn frame_cost(c: &mut Criterion, name: &str, mut source: impl Source) {
+    let mut pixels = vec![0u8; source.info().geometry.frame_bytes()];
+    let mut group = c.benchmark_group("synthetic");
+    group.throughput(Throughput::Bytes(pixels.len() as u64));
+    group.bench_function(name, |b| {
+        b.iter(|| black_box(source.next_frame(black_box(&mut pixels)).expect("frame")))
+    });
+    group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    frame_cost(c, "miniscope_608x608_gray", miniscope());
+    frame_cost(
+        c,
+        "behavior_640x480_gray",
+        behavior(640, 480, PixelFormat::Gray8),
+    );
+    frame_cost(
+        c,
+        "behavior_1280x720_rgb",
+        behavior(1280, 720, PixelFormat::Rgb8),
+    );
+}
+
+criterion_group!(synthetic, benches);
+criterion_main!(synthetic);
