@@ -28,8 +28,6 @@ mod tests_animal;
 #[cfg(test)]
 mod tests_behavior;
 #[cfg(test)]
-mod tests_dump;
-#[cfg(test)]
 mod tests_miniscope;
 
 pub use animal::{
