@@ -3,6 +3,8 @@
 //! The data plane (capture → pools/rings → recorder) runs on plain OS threads; see
 //! `docs/architecture.md` for the map of modules.
 
+#![warn(missing_docs)]
+
 pub mod clock;
 pub mod config;
 pub mod frame;

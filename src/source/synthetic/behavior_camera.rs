@@ -116,7 +116,7 @@ impl Source for SyntheticBehaviorCamera {
         let truth = self.render(slot.frame, t_ns, pixels);
         Ok(CaptureStamp {
             raw_counter: slot.frame & 0xFFFF_FFFF,
-            device_time_ns: slot.due_ns,
+            device_time_ns: slot.capture_ns,
             host_time_ns: self.schedule.host_time_ns(&slot),
             head_orientation: None,
             ground_truth: Some(truth),

@@ -23,6 +23,10 @@ pub(crate) struct Slot {
     pub frame: u64,
     /// Monotonic time the frame was due (virtual time in fast pacing).
     pub due_ns: u64,
+    /// When the frame was actually ready: in realtime pacing the monotonic time the wait for
+    /// it ended (so, like a driver timestamp, it carries the host's scheduling jitter); in fast
+    /// pacing the due time.
+    pub capture_ns: u64,
 }
 
 /// An ongoing injected disconnection.
@@ -144,10 +148,18 @@ impl FrameSchedule {
                 continue;
             }
             self.next = k + 1;
-            if self.pacing == Pacing::Realtime {
-                sleep_until_ns(due_ns);
-            }
-            return Ok(Slot { frame: k, due_ns });
+            let capture_ns = match self.pacing {
+                Pacing::Realtime => {
+                    sleep_until_ns(due_ns);
+                    monotonic_ns()
+                }
+                Pacing::Fast => due_ns,
+            };
+            return Ok(Slot {
+                frame: k,
+                due_ns,
+                capture_ns,
+            });
         }
     }
 

@@ -181,7 +181,7 @@ impl Source for SyntheticMiniscope {
         self.render(slot.frame, t_ns, pixels);
         Ok(CaptureStamp {
             raw_counter: (self.counter_start as u64 + slot.frame) & 0xFFFF,
-            device_time_ns: slot.due_ns,
+            device_time_ns: slot.capture_ns,
             host_time_ns: self.schedule.host_time_ns(&slot),
             head_orientation: Some(self.animal.head_quaternion()),
             ground_truth: None,
