@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod clock;
 pub mod config;
 pub mod frame;

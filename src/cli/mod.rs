@@ -1,5 +1,6 @@
 //! Command-line interface: argument parsing, logging set-up and the subcommands.
 
+mod bench;
 mod check;
 mod inspect;
 mod progress;
@@ -45,6 +46,16 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Measure this machine: synthetic frame cost, ring handoff latency, recorder throughput
+    /// per compression setting (p50/p99/max, MB/s).
+    Bench {
+        /// Fewer samples (a few seconds instead of about a minute).
+        #[arg(long)]
+        quick: bool,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show what a session file holds: streams, frame counts, duration, frame rate, gaps, metadata.
     Inspect {
         /// The session file (.nwb).
@@ -68,6 +79,7 @@ pub fn main() -> ExitCode {
         } => run::run(config.as_deref(), duration, output, json),
         Command::Check { config } => check::check(&config),
         Command::Inspect { file, json } => inspect::inspect(&file, json),
+        Command::Bench { quick, json } => bench::bench(quick, json),
     };
     match result {
         Ok(code) => code,
