@@ -129,16 +129,26 @@ pub fn ring_latency(iterations: usize) -> Latency {
     Latency::from_ns(&h)
 }
 
-/// Recorder throughput in MB/s of uncompressed frames, writing `frames` pre-rendered
-/// frames of `source` through the real recorder into a file in `dir`; also the file's
-/// compression ratio.
+/// One timed recording of pre-rendered frames.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct RecorderRun {
+    /// Wall time from the first frame handed over to the file closed.
+    pub seconds: f64,
+    /// Uncompressed megabytes per second.
+    pub mb_per_s: f64,
+    /// Raw bytes / file bytes.
+    pub compression_ratio: f64,
+}
+
+/// Writes `frames` pre-rendered frames of `source` through the real recorder (SWMR file,
+/// flush policy, compression pool) into a file in `dir`, and times it.
 pub fn recorder_throughput(
     source: &mut dyn Source,
     frames: usize,
     compression: Compression,
     compress_threads: usize,
     dir: &std::path::Path,
-) -> anyhow::Result<(f64, f64)> {
+) -> anyhow::Result<RecorderRun> {
     let info = source.info().clone();
     let bytes = info.geometry.frame_bytes();
     let rendered: Vec<Vec<u8>> = (0..32)
@@ -188,5 +198,9 @@ pub fn recorder_throughput(
     let file_bytes = std::fs::metadata(&path)?.len() as f64;
     std::fs::remove_file(&path)?;
     let raw = (frames * bytes) as f64;
-    Ok((raw / seconds / 1e6, raw / file_bytes))
+    Ok(RecorderRun {
+        seconds,
+        mb_per_s: raw / seconds / 1e6,
+        compression_ratio: raw / file_bytes,
+    })
 }

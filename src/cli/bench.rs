@@ -46,23 +46,21 @@ pub fn bench(quick: bool, json: bool) -> anyhow::Result<ExitCode> {
         ("gzip 1, 1 worker", Compression::Gzip { level: 1 }, 1),
         ("gzip 1, 2 workers", Compression::Gzip { level: 1 }, 2),
     ] {
-        let (mbps, ratio) = bench::recorder_throughput(
+        let run = bench::recorder_throughput(
             &mut bench::miniscope_source(),
             n,
             compression,
             threads,
             &dir,
         )?;
+        let name = format!("recorder 608x608, {label}");
         if !json {
             println!(
-                "{:<42} {mbps:>8.1} MB/s   ratio {ratio:.2}",
-                format!("recorder 608x608, {label}")
+                "{name:<42} {:>8.1} MB/s   ratio {:.2}",
+                run.mb_per_s, run.compression_ratio
             );
         }
-        results.insert(
-            format!("recorder 608x608, {label}"),
-            serde_json::json!({ "mb_per_s": mbps, "compression_ratio": ratio }),
-        );
+        results.insert(name, serde_json::to_value(run)?);
     }
     std::fs::remove_dir(&dir).ok();
     if json {
