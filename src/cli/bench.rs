@@ -13,7 +13,7 @@ pub fn bench(quick: bool, json: bool) -> anyhow::Result<ExitCode> {
     let mut latency = |name: &str, l: Latency| {
         if !json {
             println!(
-                "{name:<42} p50 {:>9.1} µs   p99 {:>9.1} µs   max {:>9.1} µs   ({} samples)",
+                "{name:<42} p50 {:>9.2} µs   p99 {:>9.2} µs   max {:>9.2} µs   ({} samples)",
                 l.p50_us, l.p99_us, l.max_us, l.samples
             );
         }
