@@ -45,6 +45,9 @@ pub fn run(
         {
             break format!("duration of {d} s reached");
         }
+        if session.recorder_failed() {
+            break "the recorder stopped with an error".to_string();
+        }
         if session.all_captures_ended() {
             break "every source stopped".to_string();
         }

@@ -170,6 +170,12 @@ impl RunningSession {
             .zip(self.stats.iter().map(|s| s.snapshot()))
     }
 
+    /// Whether the recorder thread has ended on its own (an HDF5 error such as a full disk);
+    /// `stop` then reports the error.
+    pub fn recorder_failed(&self) -> bool {
+        self.recorder.is_finished()
+    }
+
     /// Whether every capture thread has ended on its own (all devices failed).
     pub fn all_captures_ended(&self) -> bool {
         self.captures.iter().all(JoinHandle::is_finished)

@@ -49,6 +49,11 @@ impl Recorder {
         }
     }
 
+    /// Whether the writer thread has ended (before every producer is gone, that means it failed).
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
     /// Waits until every frame producer has gone and the file is closed.
     pub fn join(self) -> Result<RecordingReport, RecordError> {
         self.handle.join().expect("recorder thread panicked")
