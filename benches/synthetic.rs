@@ -3,42 +3,10 @@
 
 use std::hint::black_box;
 
-use behavd::config::source::{
-    FaultPlan, Pacing, SyntheticBehaviorConfig, SyntheticMiniscopeConfig,
-};
+use behavd::bench::{behavior_source as behavior, miniscope_source as miniscope};
 use behavd::frame::PixelFormat;
 use behavd::source::Source;
-use behavd::source::synthetic::{SyntheticBehaviorCamera, SyntheticMiniscope};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-
-fn miniscope() -> SyntheticMiniscope {
-    SyntheticMiniscope::new(&SyntheticMiniscopeConfig {
-        name: "Miniscope".into(),
-        fps: 30.0,
-        width: 608,
-        height: 608,
-        neurons: 120,
-        seed: 1,
-        counter_start: 0,
-        pacing: Pacing::Fast,
-        compression: None,
-        faults: FaultPlan::default(),
-    })
-}
-
-fn behavior(width: u32, height: u32, pixel_format: PixelFormat) -> SyntheticBehaviorCamera {
-    SyntheticBehaviorCamera::new(&SyntheticBehaviorConfig {
-        name: "BehaviorCam0".into(),
-        fps: 30.0,
-        width,
-        height,
-        pixel_format,
-        seed: 1,
-        pacing: Pacing::Fast,
-        compression: None,
-        faults: FaultPlan::default(),
-    })
-}
 
 /// Benchmarks `next_frame` of `source` under `name`.
 fn frame_cost(c: &mut Criterion, name: &str, mut source: impl Source) {

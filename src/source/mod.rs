@@ -69,3 +69,18 @@ pub trait Source: Send {
     /// Tries once to reopen a disconnected device. `Ok(())` means frames flow again.
     fn reconnect(&mut self) -> Result<(), SourceError>;
 }
+
+/// The error every source returns when handed a buffer of the wrong size for its frames.
+pub fn check_frame_buffer(info: &StreamInfo, pixels: &[u8]) -> Result<(), SourceError> {
+    let expected = info.geometry.frame_bytes();
+    if pixels.len() == expected {
+        return Ok(());
+    }
+    Err(SourceError::Fatal {
+        device: info.name.clone(),
+        reason: format!(
+            "frame buffer is {} bytes, expected {expected}",
+            pixels.len()
+        ),
+    })
+}

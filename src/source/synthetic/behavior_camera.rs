@@ -101,16 +101,7 @@ impl Source for SyntheticBehaviorCamera {
     }
 
     fn next_frame(&mut self, pixels: &mut [u8]) -> Result<CaptureStamp, SourceError> {
-        let expected = self.info.geometry.frame_bytes();
-        if pixels.len() != expected {
-            return Err(SourceError::Fatal {
-                device: self.info.name.clone(),
-                reason: format!(
-                    "frame buffer is {} bytes, expected {expected}",
-                    pixels.len()
-                ),
-            });
-        }
+        crate::source::check_frame_buffer(&self.info, pixels)?;
         let slot = self.schedule.next_slot()?;
         let t_ns = self.schedule.offset_ns(slot.frame);
         let truth = self.render(slot.frame, t_ns, pixels);
