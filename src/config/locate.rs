@@ -20,7 +20,7 @@ pub(super) fn position_of_key(text: &str, path: &str) -> (usize, usize) {
     let mut node = Node::Table(doc.as_table());
     for segment in segments(path) {
         let next = match (segment, node) {
-            (Segment::Key(name), Node::Table(table)) => table_child(table, name, &mut best),
+            (Segment::Key(name), Node::Table(table)) => table_like_child(table, name, &mut best),
             (Segment::Key(name), Node::Item(item)) => match item.as_table_like() {
                 Some(table) => table_like_child(table, name, &mut best),
                 None => None,
@@ -57,10 +57,6 @@ pub(super) fn position_of_key(text: &str, path: &str) -> (usize, usize) {
 enum Node<'a> {
     Table(&'a Table),
     Item(&'a Item),
-}
-
-fn table_child<'a>(table: &'a Table, name: &str, best: &mut Option<usize>) -> Option<Node<'a>> {
-    table_like_child(table, name, best)
 }
 
 fn table_like_child<'a>(

@@ -124,7 +124,7 @@ fn worker(jobs: Receiver<CompressJob>, results: Sender<CompressedChunk>) {
 }
 
 /// Deflates `input` into `out` (cleared first) as one complete zlib stream.
-pub fn deflate_into(deflate: &mut Compress, input: &[u8], out: &mut Vec<u8>) {
+fn deflate_into(deflate: &mut Compress, input: &[u8], out: &mut Vec<u8>) {
     deflate.reset();
     out.clear();
     out.reserve(input.len() + input.len() / 64 + 256);

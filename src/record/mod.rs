@@ -12,7 +12,6 @@ mod gaps;
 pub mod h5;
 pub mod inspect;
 mod layout;
-#[allow(missing_docs)]
 pub mod spec;
 mod stream_writer;
 mod transpose;
@@ -22,7 +21,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use compress::deflate_into;
 pub use gaps::{GAPS_TABLE, GapRecord, STREAMS_TABLE};
 pub use layout::NWB_VERSION;
 pub use transpose::transpose_into;

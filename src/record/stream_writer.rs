@@ -251,14 +251,17 @@ impl StreamWriter {
         if let Some(column) = &mut self.head_orientation {
             column.push(&meta.stamp.head_orientation.unwrap_or([f32::NAN; 4]));
         }
-        if let Some(truth) = &meta.stamp.ground_truth {
-            if let (Some(b), Some(k)) = (&mut self.truth_behavior, &mut self.truth_keypoints) {
-                b.push_one(truth.behavior as u8);
-                k.push(truth.keypoints.as_flattened());
+        if let (Some(b), Some(k)) = (&mut self.truth_behavior, &mut self.truth_keypoints) {
+            match &meta.stamp.ground_truth {
+                Some(truth) => {
+                    b.push_one(truth.behavior as u8);
+                    k.push(truth.keypoints.as_flattened());
+                }
+                None => {
+                    b.push_one(u8::MAX);
+                    k.push(&[f32::NAN; 8]);
+                }
             }
-        } else if let (Some(b), Some(k)) = (&mut self.truth_behavior, &mut self.truth_keypoints) {
-            b.push_one(u8::MAX);
-            k.push(&[f32::NAN; 8]);
         }
     }
 

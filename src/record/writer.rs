@@ -245,9 +245,7 @@ impl Session {
         };
         let mut progressed = false;
         while let Ok(chunk) = pool.results().try_recv() {
-            let slot = (chunk.seq % IN_FLIGHT_PER_STREAM as u64) as usize;
-            let stream = chunk.stream;
-            self.early[stream][slot] = Some(chunk);
+            stash(&mut self.early, chunk);
             progressed = true;
         }
         for i in 0..self.streams.len() {
@@ -313,12 +311,17 @@ impl Session {
         match &self.compressor {
             Some(pool) if in_flight => {
                 if let Ok(chunk) = pool.results().recv_timeout(Duration::from_millis(2)) {
-                    let slot = (chunk.seq % IN_FLIGHT_PER_STREAM as u64) as usize;
-                    let stream = chunk.stream;
-                    self.early[stream][slot] = Some(chunk);
+                    stash(&mut self.early, chunk);
                 }
             }
             _ => std::thread::park_timeout(Duration::from_millis(1)),
         }
     }
+}
+
+/// Keeps a chunk that came back from the pool in its stream's reorder window until its turn.
+fn stash(early: &mut [Vec<Option<CompressedChunk>>], chunk: CompressedChunk) {
+    let slot = (chunk.seq % IN_FLIGHT_PER_STREAM as u64) as usize;
+    let stream = chunk.stream;
+    early[stream][slot] = Some(chunk);
 }
