@@ -5,7 +5,9 @@
 
 mod error;
 mod locate;
+pub mod model;
 mod reparse;
+pub mod rule;
 pub mod source;
 
 use std::path::{Path, PathBuf};
@@ -13,6 +15,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use error::ConfigError;
+pub use model::ModelConfig;
+pub use rule::RuleConfig;
 pub use source::SourceConfig;
 
 /// The demo rig shipped inside the binary (`config/demo.toml`).
@@ -31,6 +35,25 @@ pub struct RigConfig {
     /// How and where sessions are recorded.
     #[serde(default)]
     pub recording: RecordingConfig,
+    /// ONNX Runtime settings shared by all models.
+    #[serde(default)]
+    pub inference: InferenceConfig,
+    /// Models run on live frames.
+    #[serde(default)]
+    pub model: Vec<ModelConfig>,
+    /// Closed-loop rules.
+    #[serde(default)]
+    pub rule: Vec<RuleConfig>,
+}
+
+/// `[inference]`: where ONNX Runtime comes from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InferenceConfig {
+    /// Path to `libonnxruntime.so` (tried first; then `ORT_DYLIB_PATH`, next to the executable,
+    /// the project-local `.behavd/onnxruntime/lib`, and Python's `onnxruntime` package).
+    #[serde(default)]
+    pub onnxruntime: Option<String>,
 }
 
 /// `[session]`: metadata written into every session file.
