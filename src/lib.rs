@@ -9,6 +9,7 @@ pub mod bench;
 pub mod clock;
 pub mod config;
 pub mod frame;
+pub mod infer;
 pub mod pipeline;
 pub mod record;
 pub mod source;
