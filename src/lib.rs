@@ -12,5 +12,6 @@ pub mod frame;
 pub mod infer;
 pub mod pipeline;
 pub mod record;
+pub mod rules;
 pub mod source;
 pub mod stats;

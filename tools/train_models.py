@@ -376,9 +376,11 @@ def fit(torch, model, batch_fn, loss_fn, budget_s, lr=3e-3, wd=1e-4, name="model
     t0 = time.time()
     step, total, losses = 0, None, []
     while True:
-        if total is None and step == 10:
-            per = (time.time() - t0) / 10
-            total = max(20, int(budget_s / per))
+        if step == 3:
+            t3 = time.time()
+        if total is None and step == 23:
+            per = (time.time() - t3) / 20
+            total = max(30, int((budget_s - (t3 - t0)) / per))
             log(f"{name}: {per * 1000:.0f} ms/step -> {total} steps")
         if total is not None and step >= total:
             break
@@ -722,8 +724,8 @@ def stage_eval(a, work):
     for i in range(n):
         if i > 0 and fn[i] - fn[i - 1] != 1:
             h[:] = 0
-        logits[i], h = s.run(["logits", "h_out"], {"frame": to_input(np.asarray(xs[i:i + 1]))[:, None], "h_in": h})
-        logits[i] = logits[i]
+        li, h = s.run(["logits", "h_out"], {"frame": to_input(np.asarray(xs[i:i + 1]))[:, None], "h_in": h})
+        logits[i] = li[0]
     p = softmax(logits)
     res["behavior_gru"] = {"report": class_report(y, p), "confident": confident_report(y, p, fn),
                            "gaps": int((np.diff(fn) != 1).sum())}
@@ -734,7 +736,8 @@ def stage_eval(a, work):
     enc = ort_session(out / "behavior_gru_encoder.onnx", a.threads)
     head = ort_session(out / "behavior_gru_head.onnx", a.threads)
     T = 64
-    frames = to_input(np.asarray(xs[1000:1000 + T]))[:, None]
+    t0 = max(0, min(1000, n - T))
+    frames = to_input(np.asarray(xs[t0:t0 + T]))[:, None]
     lseq = seq.run(["logits"], {"frames": frames})[0]
     h1 = np.zeros((1, 64), np.float32)
     h2 = np.zeros((1, 64), np.float32)

@@ -177,6 +177,8 @@ pub fn recorder_throughput(
         }],
         flush_interval: Duration::from_secs(1),
         compress_threads,
+        outputs: Vec::new(),
+        triggers: None,
     })?;
     let start = Instant::now();
     for i in 0..frames {

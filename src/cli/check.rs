@@ -4,6 +4,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use behavd::config::{Compression, LoadedConfig, SourceConfig};
+use behavd::pipeline::closed_loop::{ClosedLoopPlan, Feed};
+use behavd::record::loop_records::OutputKind;
 
 /// Validates `path` and prints the rig; invalid configs print the error and exit 1.
 pub fn check(path: &Path) -> anyhow::Result<ExitCode> {
@@ -11,6 +13,13 @@ pub fn check(path: &Path) -> anyhow::Result<ExitCode> {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let plan = match ClosedLoopPlan::prepare(&loaded, false) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("error: {}", loaded.invalid(&e.key, e.message));
             return Ok(ExitCode::FAILURE);
         }
     };
@@ -55,7 +64,45 @@ pub fn check(path: &Path) -> anyhow::Result<ExitCode> {
         r.ring_seconds,
         r.compress_threads
     );
+    if !plan.is_empty() {
+        println!("closed loop:");
+        for p in &plan.producers {
+            let feed = match &p.feed {
+                Feed::Stream(s) => format!("frames of {s}"),
+                Feed::Model(j) => format!("outputs of {}", plan.producers[*j].name),
+            };
+            println!(
+                "  {:<14} {} on {feed}: {} values ({})",
+                p.name,
+                p.description,
+                p.kind.width(),
+                describe_kind(&p.kind)
+            );
+        }
+        for r in &c.rule {
+            println!(
+                "  rule {:<9} when {} -> {} channel {}",
+                r.name, r.when, r.trigger.output, r.trigger.channel
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+fn describe_kind(kind: &OutputKind) -> String {
+    let list = |v: &[String]| {
+        if v.len() > 6 {
+            format!("{}, ... {}", v[..5].join(", "), v[v.len() - 1])
+        } else {
+            v.join(", ")
+        }
+    };
+    match kind {
+        OutputKind::Classes(l) => format!("classes {}", list(l)),
+        OutputKind::Keypoints(k) => format!("keypoints {}", list(k)),
+        OutputKind::Vector(n) => format!("vector of {n}"),
+        OutputKind::Signals(r) => format!("ΔF/F of {}", list(r)),
+    }
 }
 
 fn describe(c: &Compression) -> String {

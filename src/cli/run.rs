@@ -128,4 +128,53 @@ fn print_summary(s: &SessionSummary) {
     if s.gap_rows > 0 {
         println!("{} gap(s) recorded in intervals/FrameGaps", s.gap_rows);
     }
+    let l = &s.closed_loop;
+    if !l.producers.is_empty() {
+        println!(
+            "{:<16} {:>9} {:>8} {:>8}  {:>24}  {:>24}",
+            "model/signal",
+            "frames",
+            "per s",
+            "skipped",
+            "inference p50/p99/max ms",
+            "capture→output p50/p99 ms"
+        );
+        for p in &l.producers {
+            println!(
+                "{:<16} {:>9} {:>8.2} {:>8}  {:>8.2}/{:>6.2}/{:>8.2}  {:>15.2}/{:>8.2}",
+                p.name,
+                p.processed,
+                p.rate_hz,
+                p.skipped,
+                p.inference.p50_ms,
+                p.inference.p99_ms,
+                p.inference.max_ms,
+                p.capture_to_output.p50_ms,
+                p.capture_to_output.p99_ms
+            );
+        }
+    }
+    for r in &l.rules {
+        let score = match (r.precision, r.recall) {
+            (Some(p), Some(rc)) => format!(
+                "precision {p:.3} ({} of {}), recall {rc:.3} of {} bouts",
+                r.true_positives,
+                r.true_positives + r.false_positives,
+                r.bouts
+            ),
+            (Some(p), None) => format!("precision {p:.3}"),
+            (None, Some(rc)) => format!("recall {rc:.3} of {} bouts", r.bouts),
+            (None, None) => "no ground truth to score against".into(),
+        };
+        println!(
+            "rule {:<11} {:>4} triggers ({} refractory, {} rate-limited); {score}",
+            r.name, r.triggers, r.suppressed_refractory, r.suppressed_rate
+        );
+    }
+    if !l.rules.is_empty() {
+        println!(
+            "triggers: {} sent, {} in file; frame capture → decision {}; daemon overhead {}",
+            l.triggers_sent, l.triggers_in_file, l.capture_to_decision, l.overhead
+        );
+    }
 }

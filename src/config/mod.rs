@@ -8,6 +8,7 @@ mod locate;
 pub mod model;
 mod reparse;
 pub mod rule;
+pub mod signal;
 pub mod source;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 pub use error::ConfigError;
 pub use model::ModelConfig;
 pub use rule::RuleConfig;
+pub use signal::SignalConfig;
 pub use source::SourceConfig;
 
 /// The demo rig shipped inside the binary (`config/demo.toml`).
@@ -41,6 +43,9 @@ pub struct RigConfig {
     /// Models run on live frames.
     #[serde(default)]
     pub model: Vec<ModelConfig>,
+    /// Live ROI signals (ΔF/F) on Miniscope streams.
+    #[serde(default)]
+    pub signal: Vec<SignalConfig>,
     /// Closed-loop rules.
     #[serde(default)]
     pub rule: Vec<RuleConfig>,
@@ -200,6 +205,9 @@ pub struct LoadedConfig {
     pub text: String,
     /// The file it came from (`<built-in demo>` for the embedded demo).
     pub origin: String,
+    /// Directory that relative paths in the config (model files) are resolved against: the
+    /// config file's directory; the project directory for the built-in demo.
+    pub base_dir: PathBuf,
 }
 
 impl LoadedConfig {
@@ -209,13 +217,21 @@ impl LoadedConfig {
             file: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        Self::from_str(&text, &path.display().to_string())
+        let mut loaded = Self::from_str(&text, &path.display().to_string())?;
+        loaded.base_dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok(loaded)
     }
 
     /// The demo rig embedded in the binary.
     pub fn demo() -> Self {
-        Self::from_str(DEMO_CONFIG, "<built-in demo config/demo.toml>")
-            .expect("the embedded demo config is valid")
+        let mut loaded = Self::from_str(DEMO_CONFIG, "<built-in demo config/demo.toml>")
+            .expect("the embedded demo config is valid");
+        loaded.base_dir = demo_base_dir();
+        loaded
     }
 
     /// Parses and validates config text; `origin` names it in errors.
@@ -228,7 +244,33 @@ impl LoadedConfig {
             config,
             text: text.to_string(),
             origin: origin.to_string(),
+            base_dir: PathBuf::from("."),
         })
+    }
+}
+
+/// Where the demo's `models/` are: the current directory when it has them, else the project
+/// directory this binary was built from.
+fn demo_base_dir() -> PathBuf {
+    let cwd = PathBuf::from(".");
+    if cwd.join("models/behavior_cnn.onnx").is_file() {
+        cwd
+    } else {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+}
+
+impl LoadedConfig {
+    /// An error about `key` (a dotted path such as `model[1].input.resize`) located in the text.
+    pub fn invalid(&self, key: &str, reason: String) -> ConfigError {
+        let (line, column) = locate::position_of_key(&self.text, key);
+        ConfigError::Invalid {
+            file: self.origin.clone(),
+            line,
+            column,
+            key: key.to_string(),
+            reason,
+        }
     }
 }
 

@@ -22,6 +22,10 @@ pub struct ModelConfig {
     /// back to CPU with a warning.
     #[serde(default)]
     pub provider: Provider,
+    /// A jump of more than this many device frames between two inferred frames (a dropped or
+    /// disconnected stretch) resets the recurrent state and the temporal stack. Default 15.
+    #[serde(default = "default_reset_gap")]
+    pub reset_after_gap_frames: u64,
     /// Runs of the model on a blank input before the session starts. Default 3.
     #[serde(default = "default_warmup")]
     pub warmup_runs: u32,
@@ -216,6 +220,9 @@ pub enum KeypointDecode {
 
 fn default_threads() -> usize {
     1
+}
+fn default_reset_gap() -> u64 {
+    15
 }
 fn default_warmup() -> u32 {
     3

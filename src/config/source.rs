@@ -39,6 +39,20 @@ impl SourceConfig {
         }
     }
 
+    /// The frame geometry the source delivers.
+    pub fn geometry(&self) -> crate::frame::FrameGeometry {
+        let (width, height) = self.size();
+        let format = match self {
+            SourceConfig::SyntheticMiniscope(_) => PixelFormat::Gray8,
+            SourceConfig::SyntheticBehavior(c) => c.pixel_format,
+        };
+        crate::frame::FrameGeometry {
+            width,
+            height,
+            format,
+        }
+    }
+
     /// The per-stream compression override, if any.
     pub fn compression(&self) -> Option<&super::Compression> {
         match self {

@@ -141,6 +141,35 @@ impl Frame {
     }
 }
 
+impl Frame {
+    /// Gives up this handle's reference as a bare slot index (the slot stays held). Pair with
+    /// [`FramePool::frame_from_raw`] on the same pool exactly once.
+    pub fn into_raw(self) -> u32 {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again; only its Arc is released here.
+        drop(unsafe { std::ptr::read(&this.pool) });
+        this.index
+    }
+
+    /// Whether this frame's slot belongs to `pool`.
+    pub fn is_from(&self, pool: &FramePool) -> bool {
+        Arc::ptr_eq(&self.pool, &pool.inner)
+    }
+}
+
+impl FramePool {
+    /// Re-creates the handle given up by [`Frame::into_raw`].
+    ///
+    /// # Safety
+    /// `index` must come from `into_raw` of a frame of this pool, and be used at most once.
+    pub unsafe fn frame_from_raw(&self, index: u32) -> Frame {
+        Frame {
+            pool: Arc::clone(&self.inner),
+            index,
+        }
+    }
+}
+
 impl Clone for Frame {
     fn clone(&self) -> Self {
         self.slot().refs.fetch_add(1, Ordering::Relaxed);

@@ -5,6 +5,7 @@ pub mod decode;
 pub mod model;
 pub mod preprocess;
 pub mod runtime;
+pub mod signals;
 
 pub use model::{ModelFeed, ModelRunner};
 

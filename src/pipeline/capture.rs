@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::counter::CounterUnwrapper;
+use super::mailbox::Mailbox;
 use crate::frame::{Frame, FrameMeta, FramePool};
 use crate::record::GapRecord;
 use crate::source::{Source, SourceError};
@@ -31,6 +32,8 @@ pub struct CaptureLoop {
     pub stats: Arc<StreamStats>,
     /// Set to stop capturing.
     pub stop: Arc<AtomicBool>,
+    /// Latest-wins mailboxes of the stream's inference and signal consumers.
+    pub mailboxes: Vec<Arc<Mailbox>>,
 }
 
 /// A run of consecutive losses of one cause being accumulated into one gap record.
@@ -148,6 +151,9 @@ impl CaptureLoop {
                 stamp,
             });
             index += 1;
+            for mailbox in &self.mailboxes {
+                mailbox.publish(frame.clone());
+            }
             match self.recorder.push(frame) {
                 Ok(()) => {
                     if let Some(gap) = behind_run.take() {

@@ -96,6 +96,7 @@ fn run(source: ScriptedSource, pool_slots: usize, ring: usize) -> (CaptureEnd, H
         gaps: gaps_tx,
         stats: Arc::clone(&stats),
         stop: Arc::new(AtomicBool::new(false)),
+        mailboxes: Vec::new(),
     }
     .run();
     (

@@ -2,8 +2,14 @@
 //! rings between them, and the shutdown order (stop sources → drain rings → close file).
 
 mod capture;
+pub mod closed_loop;
 mod counter;
+pub mod decide;
+pub mod mailbox;
 mod session;
+pub mod summary;
+pub mod trigger_sink;
+pub mod workers;
 
 pub use capture::{CaptureEnd, CaptureLoop};
 pub use counter::CounterUnwrapper;

@@ -9,6 +9,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::capture::{CaptureEnd, CaptureLoop};
+use super::closed_loop::{ClosedLoop, ClosedLoopPlan, LoopReport};
+use super::summary::{LoopSummary, loop_summary};
 use crate::clock::{SessionClock, monotonic_ns};
 use crate::config::LoadedConfig;
 use crate::record::{Recorder, RecorderSetup, StreamSetup, finalize};
@@ -38,6 +40,7 @@ pub struct RunningSession {
     stats: Vec<Arc<StreamStats>>,
     stop: Arc<AtomicBool>,
     captures: Vec<JoinHandle<CaptureEnd>>,
+    closed_loop: ClosedLoop,
     recorder: Recorder,
 }
 
@@ -69,6 +72,8 @@ pub struct SessionSummary {
     pub streams: Vec<StreamSummary>,
     /// Gap rows in the file.
     pub gap_rows: usize,
+    /// Models, signals, rules and triggers.
+    pub closed_loop: LoopSummary,
 }
 
 impl RunningSession {
@@ -90,6 +95,10 @@ impl RunningSession {
             )
         });
         let (name, path) = unused_path(&output_dir, &base_name);
+        let plan = ClosedLoopPlan::prepare(loaded, true)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", loaded.origin))
+            .context("cannot set up the closed loop")?;
+        let mut mailboxes = Vec::new();
 
         let stop = Arc::new(AtomicBool::new(false));
         let mut streams = Vec::new();
@@ -100,10 +109,13 @@ impl RunningSession {
             let info = source.info().clone();
             let ring_frames = (config.recording.ring_seconds * info.nominal_fps).ceil() as usize;
             let ring_frames = ring_frames.max(4);
+            // Each latest-wins consumer may hold two slots: one waiting, one being processed.
+            let consumers = plan.frame_consumers(&info.name);
             let pool = crate::frame::FramePool::new(
-                ring_frames + EXTRA_POOL_SLOTS,
+                ring_frames + EXTRA_POOL_SLOTS + 2 * consumers,
                 info.geometry.frame_bytes(),
             );
+            let stream_mailboxes = ClosedLoop::mailboxes_for(&plan, &info.name, &pool);
             let (frames_tx, frames_rx) = rtrb::RingBuffer::new(ring_frames);
             let (gaps_tx, gaps_rx) = rtrb::RingBuffer::new(GAP_RING);
             let stream_stats = Arc::new(StreamStats::default());
@@ -125,8 +137,14 @@ impl RunningSession {
                 gaps: gaps_tx,
                 stats: stream_stats,
                 stop: Arc::clone(&stop),
+                mailboxes: stream_mailboxes
+                    .iter()
+                    .map(|(_, m)| Arc::clone(m))
+                    .collect(),
             });
+            mailboxes.extend(stream_mailboxes);
         }
+        let (closed_loop, loop_recording) = ClosedLoop::start(plan, mailboxes)?;
         let stream_names = streams.iter().map(|s| s.info.name.clone()).collect();
         let recorder = Recorder::start(RecorderSetup {
             path: path.clone(),
@@ -137,8 +155,17 @@ impl RunningSession {
             streams,
             flush_interval: Duration::from_secs_f64(config.recording.flush_interval_s),
             compress_threads: config.recording.compress_threads,
-        })
-        .with_context(|| format!("cannot start recording to {}", path.display()))?;
+            outputs: loop_recording.outputs,
+            triggers: loop_recording.triggers,
+        });
+        let recorder = match recorder {
+            Ok(r) => r,
+            Err(e) => {
+                closed_loop.stop();
+                return Err(e)
+                    .with_context(|| format!("cannot start recording to {}", path.display()));
+            }
+        };
         let mut captures = Vec::new();
         for capture in loops {
             let name = format!("capture-{}", capture.source.info().name);
@@ -158,7 +185,19 @@ impl RunningSession {
             stats,
             stop,
             captures,
+            closed_loop,
             recorder,
+        })
+    }
+
+    /// Live counters of the models and signal groups: name, frames processed, frames skipped.
+    pub fn live_loop_stats(&self) -> impl Iterator<Item = (&str, u64, u64)> {
+        self.closed_loop.stats.iter().map(|p| {
+            (
+                p.name.as_str(),
+                p.stats.processed.load(Ordering::Relaxed),
+                p.stats.skipped.load(Ordering::Relaxed),
+            )
         })
     }
 
@@ -193,6 +232,7 @@ impl RunningSession {
                     .unwrap_or(CaptureEnd::Failed("capture thread panicked".into()))
             })
             .collect();
+        let loop_report: LoopReport = self.closed_loop.stop();
         let report = self
             .recorder
             .join()
@@ -217,7 +257,9 @@ impl RunningSession {
                 }
             })
             .collect();
-        let notes = session_notes(reason, duration_s, &streams);
+        let closed_loop = loop_summary(&loop_report, &report, duration_s);
+        let mut notes = session_notes(reason, duration_s, &streams);
+        notes.push_str(&closed_loop.notes());
         let removed = finalize::finalize(&self.path, &notes)
             .with_context(|| format!("cannot finalize {}", self.path.display()))?;
         if !removed.is_empty() {
@@ -230,6 +272,7 @@ impl RunningSession {
             duration_s,
             streams,
             gap_rows: report.gap_rows,
+            closed_loop,
         })
     }
 }

@@ -28,6 +28,7 @@ pub fn finalize(path: &Path, notes: &str) -> H5Result<Vec<String>> {
                 }
             }
         }
+        changed |= prune_processing(&file, &mut removed)?;
         if !changed {
             break;
         }
@@ -37,6 +38,48 @@ pub fn finalize(path: &Path, notes: &str) -> H5Result<Vec<String>> {
     h5::str_dataset(&general, "notes", notes)?;
     file.close()?;
     Ok(removed)
+}
+
+/// Removes empty outputs under `/processing/*` (a pose estimation with an empty series goes
+/// whole), orphaned skeletons, and modules left empty. Returns whether anything changed.
+fn prune_processing(file: &File, removed: &mut Vec<String>) -> H5Result<bool> {
+    let mut changed = false;
+    let processing = file.group("/processing")?;
+    for module_name in processing.member_names()? {
+        let module = processing.group(&module_name)?;
+        let base = format!("/processing/{module_name}");
+        let mut has_pose = false;
+        for name in module.member_names()? {
+            let path = format!("{base}/{name}");
+            let Ok(group) = module.group(&name) else {
+                continue;
+            };
+            let empty_pose_series = group.member_names()?.iter().any(|child| {
+                group
+                    .group(child)
+                    .is_ok_and(|c| c.dataset("confidence").is_ok())
+                    && is_empty_or_dangling(file, &format!("{path}/{child}"))
+            });
+            if empty_pose_series || is_empty_or_dangling(file, &path) {
+                module.unlink(&name)?;
+                removed.push(path);
+                changed = true;
+            } else if group.dataset("scorer").is_ok() {
+                has_pose = true;
+            }
+        }
+        if !has_pose && module.link_exists("Skeletons") {
+            module.unlink("Skeletons")?;
+            removed.push(format!("{base}/Skeletons"));
+            changed = true;
+        }
+        if module.member_names()?.is_empty() {
+            processing.unlink(&module_name)?;
+            removed.push(base);
+            changed = true;
+        }
+    }
+    Ok(changed)
 }
 
 /// A series with no rows, a table with no ids, or a series whose timestamps link is broken.

@@ -12,6 +12,8 @@ mod gaps;
 pub mod h5;
 pub mod inspect;
 mod layout;
+pub mod loop_records;
+pub mod loop_writer;
 pub mod spec;
 mod stream_writer;
 mod transpose;
@@ -50,6 +52,20 @@ pub struct RecorderSetup {
     pub flush_interval: Duration,
     /// Compression threads (0 = deflate on the writer thread).
     pub compress_threads: usize,
+    /// Models and signal groups whose outputs to record.
+    pub outputs: Vec<loop_records::OutputSetup>,
+    /// Rules and their triggers, when the config has rules.
+    pub triggers: Option<TriggerSetup>,
+}
+
+/// The rules and the ring of trigger records.
+pub struct TriggerSetup {
+    /// Rows of the rule table.
+    pub rules: Vec<loop_records::RuleRow>,
+    /// Stimulator output names.
+    pub outputs: Vec<String>,
+    /// The triggers.
+    pub records: rtrb::Consumer<loop_records::TriggerRecord>,
 }
 
 /// One stream as the recorder sees it.

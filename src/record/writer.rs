@@ -9,6 +9,8 @@ use hdf5::File;
 use super::compress::{CompressJob, CompressedChunk, CompressorPool};
 use super::gaps::{self, GapTable};
 use super::layout;
+use super::loop_records::{OutputSetup, TriggerRecord};
+use super::loop_writer::{OutputWriter, TriggerTable};
 use super::stream_writer::StreamWriter;
 use super::{RecordError, RecorderSetup, StreamSetup};
 use crate::clock::SessionClock;
@@ -25,6 +27,10 @@ pub struct RecordingReport {
     pub frames: Vec<u64>,
     /// Gap rows written.
     pub gap_rows: usize,
+    /// Rows written per model / signal group, in setup order.
+    pub output_rows: Vec<usize>,
+    /// Trigger rows written.
+    pub trigger_rows: usize,
 }
 
 /// A running recorder thread.
@@ -74,6 +80,8 @@ struct Session {
     next_to_write: Vec<u64>,
     early: Vec<Vec<Option<CompressedChunk>>>,
     spare_buffers: Vec<Vec<u8>>,
+    outputs: Vec<(OutputSetup, OutputWriter)>,
+    triggers: Option<(rtrb::Consumer<TriggerRecord>, TriggerTable)>,
 }
 
 fn run(
@@ -99,6 +107,8 @@ fn run(
             .map(StreamWriter::frames_written)
             .collect(),
         gap_rows: session.gaps.rows(),
+        output_rows: session.outputs.iter().map(|(_, w)| w.rows()).collect(),
+        trigger_rows: session.triggers.as_ref().map_or(0, |(_, t)| t.rows()),
     };
     let path = session.path.clone();
     drop(session.compressor.take());
@@ -133,6 +143,20 @@ fn open(setup: RecorderSetup) -> Result<Session, RecordError> {
         );
     }
     let gap_table = gaps::create(&file, &setup.streams).map_err(err("creating the gap table"))?;
+    let mut outputs = Vec::new();
+    for output in setup.outputs {
+        let writer =
+            OutputWriter::create(&file, &output).map_err(err("creating model output datasets"))?;
+        outputs.push((output, writer));
+    }
+    let triggers = match setup.triggers {
+        Some(t) => Some((
+            t.records,
+            TriggerTable::create(&file, &t.rules, &t.outputs)
+                .map_err(err("creating the trigger tables"))?,
+        )),
+        None => None,
+    };
     file.flush().map_err(err("flushing the new file"))?;
     file.start_swmr().map_err(err("starting SWMR"))?;
     let uses_workers = writers.iter().any(|w| w.worker_level.is_some());
@@ -157,10 +181,24 @@ fn open(setup: RecorderSetup) -> Result<Session, RecordError> {
             .map(|_| (0..IN_FLIGHT_PER_STREAM).map(|_| None).collect())
             .collect(),
         spare_buffers: Vec::with_capacity(n * IN_FLIGHT_PER_STREAM),
+        outputs,
+        triggers,
     })
 }
 
 impl Session {
+    fn error_for(
+        path: &str,
+        doing: &'static str,
+    ) -> impl FnOnce(hdf5::Error) -> RecordError + use<> {
+        let file = path.to_string();
+        move |source| RecordError::Hdf5 {
+            file,
+            doing,
+            source,
+        }
+    }
+
     fn hdf5_error(&self, doing: &'static str) -> impl FnOnce(hdf5::Error) -> RecordError + use<> {
         let file = self.path.clone();
         move |source| RecordError::Hdf5 {
@@ -178,6 +216,7 @@ impl Session {
             let mut progressed = self.take_frames()?;
             progressed |= self.write_finished_chunks()?;
             progressed |= self.take_gaps();
+            progressed |= self.take_loop_records();
             if last_flush.elapsed() >= self.flush_every {
                 self.flush()?;
                 last_flush = Instant::now();
@@ -278,7 +317,34 @@ impl Session {
         progressed
     }
 
+    fn take_loop_records(&mut self) -> bool {
+        let mut progressed = false;
+        for (setup, writer) in &mut self.outputs {
+            while let Ok(record) = setup.records.pop() {
+                writer.push(&record, &self.clock);
+                progressed = true;
+            }
+        }
+        if let Some((ring, table)) = &mut self.triggers {
+            while let Ok(t) = ring.pop() {
+                table.push(&t, &self.clock);
+                progressed = true;
+            }
+        }
+        progressed
+    }
+
     fn flush(&mut self) -> Result<(), RecordError> {
+        for (_, writer) in &mut self.outputs {
+            writer
+                .write_pending()
+                .map_err(Self::error_for(&self.path, "writing model outputs"))?;
+        }
+        if let Some((_, table)) = &mut self.triggers {
+            table
+                .write_pending()
+                .map_err(Self::error_for(&self.path, "writing triggers"))?;
+        }
         for i in 0..self.writers.len() {
             let on_error = self.hdf5_error("writing frame metadata");
             self.writers[i].write_pending().map_err(on_error)?;
@@ -296,13 +362,22 @@ impl Session {
     }
 
     fn all_drained(&self) -> bool {
-        self.streams.iter().enumerate().all(|(i, s)| {
-            s.frames.is_abandoned()
-                && s.frames.is_empty()
-                && s.gaps.is_abandoned()
-                && s.gaps.is_empty()
-                && self.submitted[i] == self.next_to_write[i]
-        })
+        let loop_drained = self
+            .outputs
+            .iter()
+            .all(|(s, _)| s.records.is_abandoned() && s.records.is_empty())
+            && self
+                .triggers
+                .as_ref()
+                .is_none_or(|(r, _)| r.is_abandoned() && r.is_empty());
+        loop_drained
+            && self.streams.iter().enumerate().all(|(i, s)| {
+                s.frames.is_abandoned()
+                    && s.frames.is_empty()
+                    && s.gaps.is_abandoned()
+                    && s.gaps.is_empty()
+                    && self.submitted[i] == self.next_to_write[i]
+            })
     }
 
     /// Waits for the next compressed chunk or about a millisecond, whichever comes first.

@@ -1,0 +1,534 @@
+//! Builds the closed loop from the config (models, ROI signals, rules), checks it as a whole
+//! before anything runs, then starts its threads and stops them in order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use anyhow::{Context, Result};
+
+use super::decide::{RuleInput, RulesReport, RulesWorker};
+use super::mailbox::Mailbox;
+use super::trigger_sink::TriggerSink;
+use super::workers::{
+    ModelWorker, Outlet, SignalWorker, Waker, WorkerInput, WorkerOutlets, WorkerStats,
+    WorkerTimings,
+};
+use crate::config::LoadedConfig;
+use crate::config::model::OutputSpec;
+use crate::frame::FramePool;
+use crate::infer::signals::RoiSignals;
+use crate::infer::{ModelFeed, ModelRunner};
+use crate::record::TriggerSetup;
+use crate::record::loop_records::{OutputKind, OutputSetup, RuleRow};
+use crate::rules::{RuleSet, VariableTable};
+
+/// Records a producer may queue towards one consumer.
+const OUTPUT_RING: usize = 512;
+/// Trigger commands that may queue towards the stimulator link and the recorder.
+const TRIGGER_RING: usize = 256;
+
+/// A problem with the closed-loop part of a config, with the key it concerns.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct PlanError {
+    /// Dotted key path, e.g. `model[1].input.resize`, for locating it in the file.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// What feeds a planned producer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Feed {
+    /// Frames of this stream.
+    Stream(String),
+    /// Outputs of the model at this index.
+    Model(usize),
+}
+
+enum Engine {
+    Model(Box<ModelRunner>, u64),
+    Signals(RoiSignals),
+}
+
+/// One model or signal group, loaded and checked.
+pub struct Producer {
+    /// Its name (the rule variable group).
+    pub name: String,
+    /// What feeds it.
+    pub feed: Feed,
+    /// The stream its frames come from (through the first stage, for a second stage).
+    pub stream: String,
+    /// What its values are.
+    pub kind: OutputKind,
+    /// Model file and provider, for the file's descriptions.
+    pub description: String,
+    engine: Engine,
+}
+
+/// The closed loop of a config, loaded and checked but not running.
+pub struct ClosedLoopPlan {
+    /// Models first (config order), then signal groups.
+    pub producers: Vec<Producer>,
+    variables: VariableTable,
+    rules: Option<RuleSet>,
+}
+
+fn plan_err(key: impl Into<String>, message: impl Into<String>) -> PlanError {
+    PlanError {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+impl ClosedLoopPlan {
+    /// Loads every model (checking its shapes against the config), the ROI signals and the
+    /// rules. Models are warmed up when `warm_up` is set.
+    pub fn prepare(loaded: &LoadedConfig, warm_up: bool) -> Result<Self, PlanError> {
+        let config = &loaded.config;
+        let geometry: HashMap<&str, _> = config
+            .source
+            .iter()
+            .map(|s| (s.name(), s.geometry()))
+            .collect();
+        let mut producers: Vec<Producer> = Vec::new();
+        let onnxruntime = config.inference.onnxruntime.as_deref();
+        for (i, m) in config.model.iter().enumerate() {
+            let at = format!("model[{i}]");
+            let valid = !m.name.is_empty()
+                && m.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(plan_err(
+                    format!("{at}.name"),
+                    format!("{at}: name `{}` must be letters, digits or `_`", m.name),
+                ));
+            }
+            if let Some(j) = producers.iter().position(|p| p.name == m.name) {
+                return Err(plan_err(
+                    format!("{at}.name"),
+                    format!("{at}: name `{}` is already model[{j}]", m.name),
+                ));
+            }
+            let (feed, stream, model_feed) = match m.source.strip_prefix("model:") {
+                Some(upstream) => {
+                    let Some(j) = producers.iter().position(|p| p.name == upstream) else {
+                        return Err(plan_err(
+                            format!("{at}.source"),
+                            format!(
+                                "{at} \"{}\": source `model:{upstream}` must name a model declared above it",
+                                m.name
+                            ),
+                        ));
+                    };
+                    if !matches!(config.model[j].output, OutputSpec::Vector { .. }) {
+                        return Err(plan_err(
+                            format!("{at}.source"),
+                            format!(
+                                "{at} \"{}\": model `{upstream}` feeds a second stage, so its output must be kind = \"vector\"",
+                                m.name
+                            ),
+                        ));
+                    }
+                    let width = producers[j].kind.width();
+                    (
+                        Feed::Model(j),
+                        producers[j].stream.clone(),
+                        ModelFeed::Vector(width),
+                    )
+                }
+                None => {
+                    let Some(g) = geometry.get(m.source.as_str()) else {
+                        let names: Vec<&str> = geometry.keys().copied().collect();
+                        return Err(plan_err(
+                            format!("{at}.source"),
+                            format!(
+                                "{at} \"{}\": source `{}` is not a [[source]] name (have: {}) nor `model:<name>`",
+                                m.name,
+                                m.source,
+                                names.join(", ")
+                            ),
+                        ));
+                    };
+                    (
+                        Feed::Stream(m.source.clone()),
+                        m.source.clone(),
+                        ModelFeed::Frames(*g),
+                    )
+                }
+            };
+            let mut runner = ModelRunner::load(m, &loaded.base_dir, model_feed, onnxruntime)
+                .map_err(|e| {
+                    let text = e.to_string();
+                    let section = ["input", "output", "path", "state"]
+                        .into_iter()
+                        .find(|k| text.starts_with(k));
+                    let key = match section {
+                        Some("state") => format!("{at}.state"),
+                        Some(k) => format!("{at}.{k}"),
+                        None => at.clone(),
+                    };
+                    plan_err(key, format!("{at} \"{}\" ({}): {e}", m.name, m.path))
+                })?;
+            if warm_up {
+                runner.warm_up(m.warmup_runs).map_err(|e| {
+                    plan_err(
+                        at.clone(),
+                        format!("{at} \"{}\": warm-up failed: {e}", m.name),
+                    )
+                })?;
+            }
+            let kind = match &m.output {
+                OutputSpec::Classes { labels, .. } => OutputKind::Classes(labels.clone()),
+                OutputSpec::Keypoints { names, .. } => OutputKind::Keypoints(names.clone()),
+                OutputSpec::Vector { .. } => OutputKind::Vector(runner.value_names().len()),
+            };
+            producers.push(Producer {
+                name: m.name.clone(),
+                feed,
+                stream,
+                kind,
+                description: format!("{} on {}", m.path, runner.provider()),
+                engine: Engine::Model(Box::new(runner), m.reset_after_gap_frames),
+            });
+        }
+        for (i, s) in config.signal.iter().enumerate() {
+            let at = format!("signal[{i}]");
+            if producers.iter().any(|p| p.name == s.name) {
+                return Err(plan_err(
+                    format!("{at}.name"),
+                    format!(
+                        "{at}: name `{}` is already used by a model or signal group",
+                        s.name
+                    ),
+                ));
+            }
+            let Some(g) = geometry.get(s.source.as_str()) else {
+                return Err(plan_err(
+                    format!("{at}.source"),
+                    format!(
+                        "{at} \"{}\": source `{}` is not a [[source]] name",
+                        s.name, s.source
+                    ),
+                ));
+            };
+            let signals = RoiSignals::new(s, *g)
+                .map_err(|e| plan_err(at.clone(), format!("{at} \"{}\": {e}", s.name)))?;
+            producers.push(Producer {
+                name: s.name.clone(),
+                feed: Feed::Stream(s.source.clone()),
+                stream: s.source.clone(),
+                kind: OutputKind::Signals(signals.names().to_vec()),
+                description: format!("{} ROIs, baseline {} s", s.roi.len(), s.baseline_s),
+                engine: Engine::Signals(signals),
+            });
+        }
+        let mut variables = VariableTable::new();
+        for (i, p) in producers.iter().enumerate() {
+            let names: Vec<String> = match (&p.engine, &p.kind) {
+                (Engine::Model(r, _), _) => r.value_names().to_vec(),
+                (_, OutputKind::Signals(rois)) => rois.clone(),
+                _ => Vec::new(),
+            };
+            variables
+                .add_group(&p.name, &names)
+                .map_err(|e| plan_err(format!("producer[{i}]"), format!("`{}`: {e}", p.name)))?;
+        }
+        let rules = if config.rule.is_empty() {
+            None
+        } else {
+            Some(
+                RuleSet::compile(&config.rule, &variables)
+                    .map_err(|e| plan_err(e.key_path().to_string(), e.to_string()))?,
+            )
+        };
+        Ok(Self {
+            producers,
+            variables,
+            rules,
+        })
+    }
+
+    /// How many producers read frames of `stream` directly (each needs a mailbox).
+    pub fn frame_consumers(&self, stream: &str) -> usize {
+        self.producers
+            .iter()
+            .filter(|p| p.feed == Feed::Stream(stream.to_string()))
+            .count()
+    }
+
+    /// Whether there is anything to run.
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+}
+
+/// Live counters of one producer.
+pub struct ProducerStats {
+    /// Producer name.
+    pub name: String,
+    /// Counters.
+    pub stats: Arc<WorkerStats>,
+    /// Records the recorder could not take.
+    pub lost_to_recorder: Arc<AtomicU64>,
+}
+
+/// The running closed loop.
+pub struct ClosedLoop {
+    stop_workers: Arc<AtomicBool>,
+    stop_rules: Arc<AtomicBool>,
+    stop_sink: Arc<AtomicBool>,
+    workers: Vec<(String, JoinHandle<WorkerTimings>)>,
+    rules: Option<JoinHandle<RulesReport>>,
+    sink: Option<JoinHandle<(u64, u64)>>,
+    /// Per producer, in plan order.
+    pub stats: Vec<ProducerStats>,
+    mailboxes: Vec<Option<Arc<Mailbox>>>,
+}
+
+/// What the closed loop hands the recorder.
+pub struct LoopRecording {
+    /// One per producer.
+    pub outputs: Vec<OutputSetup>,
+    /// The rules and triggers.
+    pub triggers: Option<TriggerSetup>,
+}
+
+/// The closed loop's outcome.
+pub struct LoopReport {
+    /// Per producer: name, counters, timings, mailbox skips.
+    pub producers: Vec<(String, Arc<WorkerStats>, WorkerTimings)>,
+    /// The rules thread's report.
+    pub rules: Option<RulesReport>,
+    /// Triggers handed to the stimulator link.
+    pub triggers_sent: u64,
+}
+
+impl ClosedLoop {
+    /// Creates the mailboxes for `stream`'s frame consumers (call before starting its capture).
+    pub fn mailboxes_for(
+        plan: &ClosedLoopPlan,
+        stream: &str,
+        pool: &FramePool,
+    ) -> Vec<(usize, Arc<Mailbox>)> {
+        plan.producers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.feed == Feed::Stream(stream.to_string()))
+            .map(|(i, _)| (i, Arc::new(Mailbox::new(pool.clone()))))
+            .collect()
+    }
+
+    /// Starts every producer thread, the rules thread and the trigger sink.
+    pub fn start(
+        plan: ClosedLoopPlan,
+        mailboxes: Vec<(usize, Arc<Mailbox>)>,
+    ) -> Result<(Self, LoopRecording)> {
+        let stop_workers = Arc::new(AtomicBool::new(false));
+        let stop_rules = Arc::new(AtomicBool::new(false));
+        let stop_sink = Arc::new(AtomicBool::new(false));
+        let n = plan.producers.len();
+        let mut by_index: Vec<Option<Arc<Mailbox>>> = vec![None; n];
+        for (i, m) in mailboxes {
+            by_index[i] = Some(m);
+        }
+        let rules_waker = Arc::new(Waker::default());
+        let mut rule_inputs = Vec::new();
+        let mut outputs = Vec::new();
+        let mut outlets: Vec<WorkerOutlets> = Vec::new();
+        let mut stats = Vec::new();
+        for p in &plan.producers {
+            let (tx, rx) = rtrb::RingBuffer::new(OUTPUT_RING);
+            outputs.push(OutputSetup {
+                name: p.name.clone(),
+                stream: p.stream.clone(),
+                description: p.description.clone(),
+                kind: p.kind.clone(),
+                records: rx,
+            });
+            let lost = Arc::new(AtomicU64::new(0));
+            let worker_stats = Arc::new(WorkerStats::default());
+            let mut others = Vec::new();
+            if let Some(rules) = &plan.rules {
+                let group = plan
+                    .variables
+                    .group(&p.name)
+                    .expect("every producer is a group");
+                {
+                    let _ = rules;
+                    let (rtx, rrx) = rtrb::RingBuffer::new(OUTPUT_RING);
+                    others.push(Outlet {
+                        ring: rtx,
+                        waker: Arc::clone(&rules_waker),
+                        lost: Arc::new(AtomicU64::new(0)),
+                    });
+                    rule_inputs.push(RuleInput {
+                        group,
+                        slots: plan.variables.group_slots(group),
+                        ring: rrx,
+                    });
+                }
+            }
+            stats.push(ProducerStats {
+                name: p.name.clone(),
+                stats: Arc::clone(&worker_stats),
+                lost_to_recorder: Arc::clone(&lost),
+            });
+            outlets.push(WorkerOutlets {
+                recorder: Outlet {
+                    ring: tx,
+                    waker: Arc::new(Waker::default()),
+                    lost,
+                },
+                others,
+                stop: Arc::clone(&stop_workers),
+                stats: worker_stats,
+            });
+        }
+        // Second stages: a ring from each first stage.
+        let mut upstream_inputs: Vec<Option<WorkerInput>> = (0..n).map(|_| None).collect();
+        for (i, p) in plan.producers.iter().enumerate() {
+            if let Feed::Model(j) = p.feed {
+                let (tx, rx) = rtrb::RingBuffer::new(OUTPUT_RING);
+                let waker = Arc::new(Waker::default());
+                outlets[j].others.push(Outlet {
+                    ring: tx,
+                    waker: Arc::clone(&waker),
+                    lost: Arc::new(AtomicU64::new(0)),
+                });
+                upstream_inputs[i] = Some(WorkerInput::Upstream(rx, waker));
+            }
+        }
+        let mut workers = Vec::new();
+        for ((i, p), out) in plan.producers.into_iter().enumerate().zip(outlets) {
+            let name = p.name.clone();
+            let handle = match p.engine {
+                Engine::Model(runner, reset_after_gap_frames) => {
+                    let input = match upstream_inputs[i].take() {
+                        Some(input) => input,
+                        None => WorkerInput::Frames(
+                            by_index[i]
+                                .clone()
+                                .context("a frame-fed model has a mailbox")?,
+                        ),
+                    };
+                    let worker = ModelWorker {
+                        runner: *runner,
+                        input,
+                        out,
+                        reset_after_gap_frames,
+                    };
+                    std::thread::Builder::new()
+                        .name(format!("infer-{name}"))
+                        .spawn(move || worker.run())
+                }
+                Engine::Signals(signals) => {
+                    let worker = SignalWorker {
+                        signals,
+                        mailbox: by_index[i]
+                            .clone()
+                            .context("a signal group has a mailbox")?,
+                        out,
+                    };
+                    std::thread::Builder::new()
+                        .name(format!("signal-{name}"))
+                        .spawn(move || worker.run())
+                }
+            }
+            .context("cannot start an inference thread")?;
+            workers.push((name, handle));
+        }
+        let (mut rules_handle, mut sink_handle, mut triggers) = (None, None, None);
+        if let Some(rules) = plan.rules {
+            let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(TRIGGER_RING);
+            let (rec_tx, rec_rx) = rtrb::RingBuffer::new(TRIGGER_RING);
+            let sink_waker = Arc::new(Waker::default());
+            let rule_rows = (0..rules.len())
+                .map(|r| RuleRow {
+                    name: rules.name(r).to_string(),
+                    definition: rules.definition(r).to_string(),
+                })
+                .collect();
+            let output_names = rules.output_names().to_vec();
+            triggers = Some(TriggerSetup {
+                rules: rule_rows,
+                outputs: output_names.clone(),
+                records: rec_rx,
+            });
+            let worker = RulesWorker {
+                slot_count: plan.variables.slot_count(),
+                rules,
+                inputs: rule_inputs,
+                triggers: cmd_tx,
+                link: Arc::clone(&sink_waker),
+                waker: rules_waker,
+                stop: Arc::clone(&stop_rules),
+            };
+            rules_handle = Some(
+                std::thread::Builder::new()
+                    .name("rules".into())
+                    .spawn(move || worker.run())
+                    .context("cannot start the rules thread")?,
+            );
+            let sink = TriggerSink {
+                commands: cmd_rx,
+                recorder: rec_tx,
+                waker: sink_waker,
+                outputs: output_names,
+                stop: Arc::clone(&stop_sink),
+            };
+            sink_handle = Some(
+                std::thread::Builder::new()
+                    .name("stim-sink".into())
+                    .spawn(move || sink.run())
+                    .context("cannot start the trigger sink")?,
+            );
+        }
+        Ok((
+            Self {
+                stop_workers,
+                stop_rules,
+                stop_sink,
+                workers,
+                rules: rules_handle,
+                sink: sink_handle,
+                stats,
+                mailboxes: by_index,
+            },
+            LoopRecording { outputs, triggers },
+        ))
+    }
+
+    /// Stops the producers, then the rules (after draining), then the sink; returns the report.
+    /// Call after the capture threads have stopped.
+    pub fn stop(self) -> LoopReport {
+        self.stop_workers.store(true, Ordering::Release);
+        let mut producers = Vec::new();
+        for ((name, handle), s) in self.workers.into_iter().zip(&self.stats) {
+            match handle.join() {
+                Ok(timings) => producers.push((name, Arc::clone(&s.stats), timings)),
+                Err(_) => tracing::error!(producer = %name, "inference thread panicked"),
+            }
+        }
+        for (p, m) in producers.iter().zip(&self.mailboxes) {
+            if let Some(m) = m {
+                tracing::debug!(producer = %p.0, skipped = m.skipped(), "mailbox");
+            }
+        }
+        self.stop_rules.store(true, Ordering::Release);
+        let rules = self.rules.and_then(|h| h.join().ok());
+        self.stop_sink.store(true, Ordering::Release);
+        let triggers_sent = self
+            .sink
+            .and_then(|h| h.join().ok())
+            .map_or(0, |(sent, _)| sent);
+        LoopReport {
+            producers,
+            rules,
+            triggers_sent,
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The closed loop's end-of-session summary: per model rate and timing, per rule triggers and
+//! ground-truth scores, decision latency.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use super::closed_loop::LoopReport;
+use crate::record::RecordingReport;
+
+/// p50 / p99 / max of a distribution, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Percentiles {
+    /// Samples.
+    pub count: u64,
+    /// Median, ms.
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Maximum, ms.
+    pub max_ms: f64,
+}
+
+impl Percentiles {
+    /// Summarises a histogram of nanoseconds.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        Self {
+            count: h.len(),
+            p50_ms: h.value_at_quantile(0.5) as f64 / 1e6,
+            p99_ms: h.value_at_quantile(0.99) as f64 / 1e6,
+            max_ms: h.max() as f64 / 1e6,
+        }
+    }
+}
+
+impl std::fmt::Display for Percentiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            self.p50_ms, self.p99_ms, self.max_ms
+        )
+    }
+}
+
+/// One model or signal group.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProducerSummary {
+    /// Name.
+    pub name: String,
+    /// Frames processed.
+    pub processed: u64,
+    /// Frames processed per second of session.
+    pub rate_hz: f64,
+    /// Frames of the stream it skipped (latest-wins).
+    pub skipped: u64,
+    /// State resets after gaps (and the one at start).
+    pub resets: u64,
+    /// Failed runs.
+    pub errors: u64,
+    /// Rows in the file.
+    pub rows_in_file: usize,
+    /// Frame taken → input tensor ready.
+    pub preprocess: Percentiles,
+    /// Session run + decode.
+    pub inference: Percentiles,
+    /// Frame capture → output ready.
+    pub capture_to_output: Percentiles,
+}
+
+/// One rule.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleSummary {
+    /// Rule name.
+    pub name: String,
+    /// Evaluations.
+    pub evaluations: u64,
+    /// Triggers fired.
+    pub triggers: u64,
+    /// Activations suppressed by the refractory period.
+    pub suppressed_refractory: u64,
+    /// Activations suppressed by the rate limit.
+    pub suppressed_rate: u64,
+    /// Fraction of triggers at frames showing the expected behavior (ground truth only).
+    pub precision: Option<f64>,
+    /// Fraction of bouts of the expected behavior with a trigger (ground truth only).
+    pub recall: Option<f64>,
+    /// Triggers at the expected behavior.
+    pub true_positives: u64,
+    /// Triggers at another behavior.
+    pub false_positives: u64,
+    /// Bouts of the expected behavior.
+    pub bouts: u64,
+}
+
+/// The closed loop's summary.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LoopSummary {
+    /// Models and signal groups.
+    pub producers: Vec<ProducerSummary>,
+    /// Rules.
+    pub rules: Vec<RuleSummary>,
+    /// Triggers handed to the stimulator link.
+    pub triggers_sent: u64,
+    /// Trigger rows in the file.
+    pub triggers_in_file: usize,
+    /// Frame capture → rule decision, over all triggers.
+    pub capture_to_decision: Percentiles,
+    /// The daemon's own overhead per trigger: preprocessing + (decision − inference end).
+    pub overhead: Percentiles,
+}
+
+/// Builds the summary from the threads' reports and the recorder's.
+pub fn loop_summary(
+    report: &LoopReport,
+    recording: &RecordingReport,
+    duration_s: f64,
+) -> LoopSummary {
+    let producers = report
+        .producers
+        .iter()
+        .enumerate()
+        .map(|(i, (name, stats, timings))| {
+            let processed = stats.processed.load(std::sync::atomic::Ordering::Relaxed);
+            ProducerSummary {
+                name: name.clone(),
+                processed,
+                rate_hz: processed as f64 / duration_s.max(1e-9),
+                skipped: stats.skipped.load(std::sync::atomic::Ordering::Relaxed),
+                resets: stats.resets.load(std::sync::atomic::Ordering::Relaxed),
+                errors: stats.errors.load(std::sync::atomic::Ordering::Relaxed),
+                rows_in_file: recording.output_rows.get(i).copied().unwrap_or(0),
+                preprocess: Percentiles::of(&timings.preprocess),
+                inference: Percentiles::of(&timings.inference),
+                capture_to_output: Percentiles::of(&timings.capture_to_output),
+            }
+        })
+        .collect();
+    let mut summary = LoopSummary {
+        producers,
+        triggers_sent: report.triggers_sent,
+        triggers_in_file: recording.trigger_rows,
+        ..LoopSummary::default()
+    };
+    if let Some(rules) = &report.rules {
+        summary.capture_to_decision = Percentiles::of(&rules.capture_to_decision);
+        summary.overhead = Percentiles::of(&rules.overhead);
+        summary.rules = rules
+            .rules
+            .iter()
+            .map(|(name, c, score)| RuleSummary {
+                name: name.clone(),
+                evaluations: c.evaluations,
+                triggers: c.fires,
+                suppressed_refractory: c.suppressed_refractory,
+                suppressed_rate: c.suppressed_rate,
+                precision: score.and_then(|s| s.precision()),
+                recall: score.and_then(|s| s.recall()),
+                true_positives: score.map_or(0, |s| s.true_positives),
+                false_positives: score.map_or(0, |s| s.false_positives),
+                bouts: score.map_or(0, |s| s.bouts),
+            })
+            .collect();
+    }
+    summary
+}
+
+fn ratio(v: Option<f64>) -> String {
+    v.map_or("n/a".into(), |v| format!("{v:.3}"))
+}
+
+impl LoopSummary {
+    /// Human-readable lines (also stored in the file's notes).
+    pub fn notes(&self) -> String {
+        let mut out = String::new();
+        for p in &self.producers {
+            out.push_str(&format!(
+                "{}: {} frames ({:.2}/s), skipped {}, resets {}, errors {}; preprocess {}; inference {}; capture→output {}.\n",
+                p.name, p.processed, p.rate_hz, p.skipped, p.resets, p.errors, p.preprocess, p.inference, p.capture_to_output
+            ));
+        }
+        for r in &self.rules {
+            out.push_str(&format!(
+                "rule {}: {} triggers ({} suppressed by refractory, {} by rate) over {} evaluations; precision {} ({} of {}), recall {} ({} bouts).\n",
+                r.name,
+                r.triggers,
+                r.suppressed_refractory,
+                r.suppressed_rate,
+                r.evaluations,
+                ratio(r.precision),
+                r.true_positives,
+                r.true_positives + r.false_positives,
+                ratio(r.recall),
+                r.bouts
+            ));
+        }
+        if !self.rules.is_empty() {
+            out.push_str(&format!(
+                "triggers: {} sent, {} in file; frame capture→decision {}; daemon overhead {}.\n",
+                self.triggers_sent, self.triggers_in_file, self.capture_to_decision, self.overhead
+            ));
+        }
+        out
+    }
+}

@@ -1,0 +1,133 @@
+//! Records of the closed loop sent to the recorder over SPSC rings: per-frame model outputs and
+//! ROI signals, and trigger decisions with their timing chain. All are plain `Copy` values so
+//! that producing one allocates nothing.
+
+/// Most values one record carries (class probabilities, keypoint triples, vector, ROI signals).
+pub const MAX_VALUES: usize = 256;
+
+/// One output row of a model (or of a signal group) for one frame.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputRecord {
+    /// Index of the input frame in its stream (for a second-stage model: the first stage's frame).
+    pub frame_index: u64,
+    /// Capture time of the input frame (session clock source, CLOCK_MONOTONIC ns).
+    pub capture_ns: u64,
+    /// When the thread took the frame (before preprocessing).
+    pub start_ns: u64,
+    /// When preprocessing ended and the session run started.
+    pub run_ns: u64,
+    /// When the decoded output was ready.
+    pub end_ns: u64,
+    /// Frames of the stream this consumer did not see since its previous record (latest-wins).
+    pub skipped: u32,
+    /// Whether recurrent state / temporal history was reset before this frame (start, gap).
+    pub reset: bool,
+    /// Simulator ground-truth behavior code of the input frame, or -1.
+    pub truth: i8,
+    /// Number of valid entries in `values`.
+    pub len: u16,
+    /// The decoded values.
+    pub values: [f32; MAX_VALUES],
+}
+
+impl Default for OutputRecord {
+    fn default() -> Self {
+        Self {
+            frame_index: 0,
+            capture_ns: 0,
+            start_ns: 0,
+            run_ns: 0,
+            end_ns: 0,
+            skipped: 0,
+            reset: false,
+            truth: -1,
+            len: 0,
+            values: [0.0; MAX_VALUES],
+        }
+    }
+}
+
+impl OutputRecord {
+    /// The valid values.
+    pub fn values(&self) -> &[f32] {
+        &self.values[..self.len as usize]
+    }
+}
+
+/// What one output producer is, for laying out its objects in the file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputKind {
+    /// Class probabilities with these labels.
+    Classes(Vec<String>),
+    /// Keypoints (x, y, confidence per name).
+    Keypoints(Vec<String>),
+    /// A raw vector of this many values.
+    Vector(usize),
+    /// ΔF/F of these ROIs.
+    Signals(Vec<String>),
+}
+
+impl OutputKind {
+    /// Values per record.
+    pub fn width(&self) -> usize {
+        match self {
+            OutputKind::Classes(l) | OutputKind::Signals(l) => l.len(),
+            OutputKind::Keypoints(k) => 3 * k.len(),
+            OutputKind::Vector(n) => *n,
+        }
+    }
+}
+
+/// A model or signal group as the recorder sees it.
+pub struct OutputSetup {
+    /// Model / signal group name.
+    pub name: String,
+    /// The stream it reads (for a second stage, the first stage's stream).
+    pub stream: String,
+    /// Human description (model file, provider).
+    pub description: String,
+    /// What the values are.
+    pub kind: OutputKind,
+    /// The rows.
+    pub records: rtrb::Consumer<OutputRecord>,
+}
+
+/// One trigger command with its whole timing chain.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TriggerRecord {
+    /// Row of the rule table.
+    pub rule: u32,
+    /// Stimulator output index (order of outputs named by rules).
+    pub output: u8,
+    /// Channel on that output.
+    pub channel: u8,
+    /// Pulse width.
+    pub pulse_width_ns: u64,
+    /// Pulses in the train.
+    pub pulses: u16,
+    /// Train period.
+    pub period_ns: u64,
+    /// Frame index (in the clock model's stream) that triggered.
+    pub frame_index: u64,
+    /// Capture time of that frame.
+    pub capture_ns: u64,
+    /// Inference start of the clock model on that frame.
+    pub infer_start_ns: u64,
+    /// Inference end of the clock model on that frame.
+    pub infer_end_ns: u64,
+    /// When the rule decided.
+    pub decision_ns: u64,
+    /// When the command was handed to the stimulator link (0 = not sent).
+    pub sent_ns: u64,
+    /// Ground-truth behavior at the triggering frame, or -1.
+    pub truth: i8,
+}
+
+/// A rule as the file's `TriggerRules` table shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleRow {
+    /// Rule name.
+    pub name: String,
+    /// Canonical definition text.
+    pub definition: String,
+}
