@@ -26,9 +26,11 @@ pub struct RuleConfig {
     #[serde(default)]
     pub for_s: Option<f64>,
     /// After a trigger, no other trigger from this rule for this many seconds. Default 0.
+    /// Measured from the last trigger actually sent; an activation inside it is suppressed
+    /// (counted) and does not fire later while the rule stays active.
     #[serde(default)]
     pub refractory_s: f64,
-    /// At most this many triggers from this rule in any 60 s window. Default: no limit.
+    /// At most this many triggers from this rule in any 60 s window (≥ 1). Default: no limit.
     #[serde(default)]
     pub max_per_minute: Option<u32>,
     /// The model (or signal group) whose every new output evaluates the rule. Default: the first
@@ -58,7 +60,8 @@ pub struct TriggerConfig {
     /// Number of pulses in the train. Default 1.
     #[serde(default = "default_pulses")]
     pub pulses: u16,
-    /// Period of the train (rising edge to rising edge) in milliseconds; needed when `pulses > 1`.
+    /// Period of the train (rising edge to rising edge) in milliseconds; needed when `pulses > 1`,
+    /// and greater than `pulse_width_ms` when given.
     #[serde(default)]
     pub period_ms: Option<f64>,
 }

@@ -23,7 +23,7 @@
 //!   tighter than unary minus (`-x ^ 2` is `-(x ^ 2)`).
 //! - `&&` / `||` evaluate both sides (there are no side effects to skip).
 
-use evalexpr::{DefaultNumericTypes, Node, Operator, Value};
+use evalexpr::{Node, Operator, Value};
 use thiserror::Error;
 
 /// Deepest value stack a program may need; checked at compile time.
@@ -166,8 +166,8 @@ impl Program {
         resolve: &dyn Fn(&str) -> Option<usize>,
         known: &[&str],
     ) -> Result<Program, ExprError> {
-        let tree = evalexpr::build_operator_tree::<DefaultNumericTypes>(text)
-            .map_err(|e| ExprError::Parse(e.to_string()))?;
+        let tree =
+            evalexpr::build_operator_tree(text).map_err(|e| ExprError::Parse(e.to_string()))?;
         let mut compiler = Compiler {
             resolve,
             known,
@@ -235,8 +235,9 @@ impl Program {
                 Op::Abs => stack[top - 1] = stack[top - 1].abs(),
                 binary => {
                     top -= 1;
-                    let (a, b) = (stack[top - 1], stack[top]);
-                    stack[top - 1] = apply(binary, a, b);
+                    let b = stack[top];
+                    let a = &mut stack[top - 1];
+                    *a = apply(binary, *a, b);
                 }
             }
         }
@@ -255,7 +256,7 @@ fn truth(b: bool) -> f64 {
 }
 
 /// A binary instruction. Comparisons with a `NaN` operand are false; `min` / `max` propagate it.
-#[inline]
+#[inline(always)]
 fn apply(op: Op, a: f64, b: f64) -> f64 {
     match op {
         Op::Add => a + b,

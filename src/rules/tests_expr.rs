@@ -1,6 +1,6 @@
 //! Expression compiler: agreement with evalexpr on random expressions, and error messages.
 
-use evalexpr::{ContextWithMutableVariables, DefaultNumericTypes, HashMapContext, Value};
+use evalexpr::{ContextWithMutableVariables, HashMapContext, Value};
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -146,7 +146,7 @@ impl Gen {
 }
 
 fn reference(text: &str, values: &[f64]) -> f64 {
-    let mut context = HashMapContext::<DefaultNumericTypes>::new();
+    let mut context = HashMapContext::new();
     for (name, v) in VARS.iter().zip(values) {
         context
             .set_value(name.to_string(), Value::Float(*v))
