@@ -3,6 +3,7 @@
 mod bench;
 mod check;
 mod inspect;
+mod predict;
 mod progress;
 mod run;
 
@@ -56,6 +57,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Re-run a configured model over the frames of a recorded session (as it runs live: same
+    /// preprocessing, recurrent state carried) and print its raw and decoded outputs as JSON.
+    Predict {
+        /// Rig config with the [[model]].
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+        /// Model name.
+        #[arg(short, long)]
+        model: String,
+        /// Session file to read frames from.
+        #[arg(short, long, value_name = "FILE")]
+        session: PathBuf,
+        /// Only the first N frames.
+        #[arg(long, value_name = "N")]
+        frames: Option<usize>,
+        /// Write the JSON here instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Show what a session file holds: streams, frame counts, duration, frame rate, gaps, metadata.
     Inspect {
         /// The session file (.nwb).
@@ -80,6 +100,14 @@ pub fn main() -> ExitCode {
         Command::Check { config } => check::check(&config),
         Command::Inspect { file, json } => inspect::inspect(&file, json),
         Command::Bench { quick, json } => bench::bench(quick, json),
+        Command::Predict {
+            config,
+            model,
+            session,
+            frames,
+            out,
+        } => predict::predict(&config, &model, &session, frames, out.as_deref())
+            .map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
