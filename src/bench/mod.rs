@@ -3,6 +3,8 @@
 //! The same quantities as the criterion benches in `benches/`, packaged so a rig operator can
 //! measure a rig PC without a Rust toolchain.
 
+pub mod inference;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,7 +33,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn from_ns(h: &Histogram<u64>) -> Self {
+    pub(crate) fn from_ns(h: &Histogram<u64>) -> Self {
         Self {
             samples: h.len(),
             p50_us: h.value_at_quantile(0.5) as f64 / 1e3,

@@ -3,11 +3,16 @@
 use std::process::ExitCode;
 
 use behavd::bench::{self, Latency};
-use behavd::config::Compression;
+use behavd::config::{Compression, LoadedConfig};
 use behavd::frame::PixelFormat;
+use behavd::pipeline::{RunOptions, RunningSession};
 
 /// Runs every measurement and prints a table (or JSON).
-pub fn bench(quick: bool, json: bool) -> anyhow::Result<ExitCode> {
+pub fn bench(
+    quick: bool,
+    json: bool,
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
     let n = if quick { 60 } else { 300 };
     let mut results = serde_json::Map::new();
     let mut latency = |name: &str, l: Latency| {
@@ -62,11 +67,68 @@ pub fn bench(quick: bool, json: bool) -> anyhow::Result<ExitCode> {
         }
         results.insert(name, serde_json::to_value(run)?);
     }
+    let loaded = match config {
+        Some(path) => LoadedConfig::from_file(path)?,
+        None => LoadedConfig::demo(),
+    };
+    for m in bench::inference::model_overhead(&loaded, if quick { 100 } else { 500 })? {
+        if !json {
+            println!(
+                "model {:<12} ({}) preprocess p50 {:>7.1} µs p99 {:>7.1} µs | behavd run p50 {:>8.1} µs p99 {:>8.1} µs | session.run p50 {:>8.1} µs p99 {:>8.1} µs | ratio {:.3}",
+                m.name,
+                m.provider,
+                m.preprocess.p50_us,
+                m.preprocess.p99_us,
+                m.behavd_run.p50_us,
+                m.behavd_run.p99_us,
+                m.session_run.p50_us,
+                m.session_run.p99_us,
+                m.overhead_ratio_p50
+            );
+        }
+        results.insert(format!("model {}", m.name), serde_json::to_value(&m)?);
+    }
+    if !loaded.config.rule.is_empty() {
+        let seconds = if quick { 10.0 } else { 60.0 };
+        let summary = closed_loop_run(&loaded, seconds, &dir)?;
+        let l = &summary.closed_loop;
+        if !json {
+            println!(
+                "closed loop, {seconds} s at full rate: {} triggers; capture→decision {}; daemon overhead {}",
+                l.triggers_sent, l.capture_to_decision, l.overhead
+            );
+            for p in &l.producers {
+                println!(
+                    "  {:<12} {:>6.2}/s, skipped {}, capture→output {}",
+                    p.name, p.rate_hz, p.skipped, p.capture_to_output
+                );
+            }
+        }
+        results.insert("closed loop".into(), serde_json::to_value(l)?);
+        std::fs::remove_file(&summary.path).ok();
+    }
     std::fs::remove_dir(&dir).ok();
     if json {
         println!("{}", serde_json::to_string_pretty(&results)?);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the rig for `seconds` (recording into `dir`) and returns its summary.
+fn closed_loop_run(
+    loaded: &LoadedConfig,
+    seconds: f64,
+    dir: &std::path::Path,
+) -> anyhow::Result<behavd::pipeline::SessionSummary> {
+    let options = RunOptions {
+        output_dir: Some(dir.to_path_buf()),
+    };
+    let session = RunningSession::start(loaded, &options)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(seconds);
+    while std::time::Instant::now() < deadline && !session.recorder_failed() {
+        std::thread::park_timeout(std::time::Duration::from_millis(100));
+    }
+    session.stop("benchmark finished")
 }
 
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {

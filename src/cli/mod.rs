@@ -53,6 +53,9 @@ enum Command {
         /// Fewer samples (a few seconds instead of about a minute).
         #[arg(long)]
         quick: bool,
+        /// Rig config whose models and rules to measure (default: the demo rig).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// Print as JSON.
         #[arg(long)]
         json: bool,
@@ -99,7 +102,11 @@ pub fn main() -> ExitCode {
         } => run::run(config.as_deref(), duration, output, json),
         Command::Check { config } => check::check(&config),
         Command::Inspect { file, json } => inspect::inspect(&file, json),
-        Command::Bench { quick, json } => bench::bench(quick, json),
+        Command::Bench {
+            quick,
+            json,
+            config,
+        } => bench::bench(quick, json, config.as_deref()),
         Command::Predict {
             config,
             model,

@@ -600,4 +600,51 @@ impl ModelRunner {
             .map_err(ort_err("extract"))?;
         Ok(data.to_vec())
     }
+
+    /// Times `iterations` runs through ort's safe `Session::run` on copies of the current input
+    /// and state tensors made once beforehand (the "raw session.run on the same tensor"
+    /// baseline of the overhead benchmark), interleaved with `execute` runs; returns the
+    /// durations in ns as (execute + decode, session.run).
+    pub fn time_against_session_run(
+        &mut self,
+        iterations: usize,
+    ) -> Result<(Vec<u64>, Vec<u64>), InferError> {
+        let mut values: Vec<(String, ort::value::DynValue)> = Vec::new();
+        let input = match &self.input {
+            InputTensor::F32(t) => {
+                let (shape, data) = t.extract_tensor();
+                Tensor::from_array((shape.to_vec(), data.to_vec()))
+                    .map_err(ort_err("copy"))?
+                    .into_dyn()
+            }
+            InputTensor::U8(t) => {
+                let (shape, data) = t.extract_tensor();
+                Tensor::from_array((shape.to_vec(), data.to_vec()))
+                    .map_err(ort_err("copy"))?
+                    .into_dyn()
+            }
+        };
+        values.push((self.input_name.clone(), input));
+        for (name, s) in self.state_inputs.iter().zip(&self.states) {
+            let (shape, data) = s.input.extract_tensor();
+            let v = Tensor::from_array((shape.to_vec(), data.to_vec())).map_err(ort_err("copy"))?;
+            values.push((name.clone(), v.into_dyn()));
+        }
+        let mut bound = Vec::with_capacity(iterations);
+        let mut raw = Vec::with_capacity(iterations);
+        for _ in 0..iterations {
+            let t0 = crate::clock::monotonic_ns();
+            self.execute()?;
+            self.decode();
+            bound.push(crate::clock::monotonic_ns() - t0);
+            let inputs: Vec<(&str, &ort::value::DynValue)> =
+                values.iter().map(|(n, v)| (n.as_str(), v)).collect();
+            let t0 = crate::clock::monotonic_ns();
+            let outputs = self.session.run(inputs).map_err(ort_err("run"))?;
+            raw.push(crate::clock::monotonic_ns() - t0);
+            drop(outputs);
+        }
+        self.reset_state();
+        Ok((bound, raw))
+    }
 }

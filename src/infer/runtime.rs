@@ -35,6 +35,23 @@ pub fn environment(
 }
 
 fn load(configured: Option<&str>) -> Result<(Environment, PathBuf), InferError> {
+    for (what, explicit) in [
+        ("[inference] onnxruntime", configured.map(PathBuf::from)),
+        (
+            "ORT_DYLIB_PATH",
+            std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from),
+        ),
+    ] {
+        if let Some(p) = explicit
+            && p.is_absolute()
+            && !p.is_file()
+        {
+            return Err(InferError::Runtime(format!(
+                "{what} names {}, which does not exist; {INSTALL_HINT}",
+                p.display()
+            )));
+        }
+    }
     let (path, tried) = find_library(configured);
     let Some(path) = path else {
         return Err(InferError::Runtime(format!(
