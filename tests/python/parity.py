@@ -136,6 +136,8 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--session", required=True)
     ap.add_argument("--predictions", required=True)
+    ap.add_argument("--unrolled", help="also run this sequence model (input [T, ...] -> output [T, ...], "
+                    "zero initial state) on all frames at once and compare it with behavd's step-by-step raw outputs")
     a = ap.parse_args()
     with open(a.config, "rb") as f:
         config = tomllib.load(f)
@@ -159,6 +161,7 @@ def main():
         states.append({p["input"]: np.zeros(shapes[p["input"]], np.float32) for p in m.get("state", [])})
     first = chain[0]
     stack = []
+    inputs_seen = []
     max_raw = max_values = 0.0
     with h5py.File(a.session, "r") as f:
         data = f[f"acquisition/{first['source']}/data"]
@@ -169,6 +172,7 @@ def main():
             n = first["input"].get("frames", 1)
             stack = [x] * n if not stack else (stack + [x])[-n:]
             feed = assemble(stack, first["input"])
+            inputs_seen.append(feed)
             for m, s, st in zip(chain, sessions, states):
                 inputs = {m["input"]["name"]: feed, **st}
                 out_names = [m["output"]["name"]] + [p["output"] for p in m.get("state", [])]
@@ -181,8 +185,14 @@ def main():
                 feed = values.astype(np.float32).reshape(1, -1)
             max_raw = max(max_raw, float(np.max(np.abs(raw.ravel() - np.array(pred["raw"][row])))))
             max_values = max(max_values, float(np.max(np.abs(values - np.array(pred["values"][row])))))
-    print(json.dumps({"model": a.model, "frames": len(pred["frames"]), "max_abs_diff_raw": max_raw,
-                      "max_abs_diff_values": max_values}))
+    result = {"model": a.model, "frames": len(pred["frames"]), "max_abs_diff_raw": max_raw,
+              "max_abs_diff_values": max_values}
+    if a.unrolled:
+        seq = ort.InferenceSession(a.unrolled, so, providers=["CPUExecutionProvider"])
+        batch = np.concatenate(inputs_seen, axis=0)
+        out = seq.run(None, {seq.get_inputs()[0].name: batch})[0]
+        result["max_abs_diff_unrolled"] = float(np.max(np.abs(out.reshape(len(inputs_seen), -1) - np.array(pred["raw"]))))
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
