@@ -15,3 +15,5 @@ pub mod record;
 pub mod rules;
 pub mod source;
 pub mod stats;
+#[cfg(test)]
+mod test_alloc;

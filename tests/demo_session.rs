@@ -1,12 +1,14 @@
-//! `behavd run` on the demo rig for 25 s: the file opens in pynwb, validates, passes
+//! `behavd run` on the demo rig for 30 s: the file opens in pynwb, validates, passes
 //! nwbinspector, holds every frame with increasing timestamps, the ground truth, and no drops;
-//! `behavd inspect` reports the same.
+//! `behavd inspect` reports the same. The closed loop runs the shipped models: predictions for
+//! at least 90 % of behavior frames, pose and ROI signals in the file, triggers with complete
+//! timing chains, and the demo rule's precision against the simulator's ground truth ≥ 0.8.
 
 mod common;
 
 use common::*;
 
-const DURATION_S: f64 = 25.0;
+const DURATION_S: f64 = 30.0;
 const FPS: f64 = 30.0;
 
 #[test]
@@ -128,4 +130,130 @@ fn demo_run_records_a_valid_lossless_nwb_session() {
     }
     assert_eq!(inspected["streams"].as_array().unwrap().len(), 2);
     assert_eq!(inspected["open_for_write"], false);
+
+    check_closed_loop(&summary, &report, &file);
+}
+
+/// The closed-loop half of the demo: predictions, pose, signals, triggers and their scores.
+fn check_closed_loop(
+    summary: &serde_json::Value,
+    report: &serde_json::Value,
+    file: &std::path::Path,
+) {
+    let behavior_frames = image_series(report, "BehaviorCam0")["frames"]
+        .as_u64()
+        .unwrap();
+    for (model, group) in [
+        ("behavior", "behavior"),
+        ("behavior_gru", "behavior"),
+        ("pose", "behavior"),
+        ("neural", "behavior"),
+        ("miniscope", "ophys"),
+    ] {
+        let p = producer(summary, model);
+        let rows = p["rows_in_file"].as_u64().unwrap();
+        assert_eq!(
+            rows,
+            p["processed"].as_u64().unwrap(),
+            "{model}: every output recorded"
+        );
+        assert_eq!(p["errors"], 0, "{model}: no failed runs");
+        let names = report["pynwb"]["processing"][group].as_array().unwrap();
+        assert!(
+            names.iter().any(|n| n == model),
+            "{model} in processing/{group}: {names:?}"
+        );
+        assert!(
+            names.iter().any(|n| *n == format!("{model}_FrameIndex")),
+            "{model}: frame index recorded"
+        );
+    }
+    for model in ["behavior", "behavior_gru", "pose"] {
+        let rows = producer(summary, model)["rows_in_file"].as_u64().unwrap();
+        assert!(
+            rows as f64 >= 0.9 * behavior_frames as f64,
+            "{model}: predictions for {rows} of {behavior_frames} behavior frames (< 90 %)"
+        );
+    }
+    // Class probabilities are probabilities; frame indices point into the camera series.
+    let probs = read_dataset_f64(file, "processing/behavior/behavior/data");
+    for row in probs.chunks(4) {
+        let sum: f64 = row.iter().sum();
+        assert!(
+            (sum - 1.0).abs() < 1e-4 && row.iter().all(|p| (0.0..=1.0).contains(p)),
+            "{row:?}"
+        );
+    }
+    let index = read_dataset_u64(file, "processing/behavior/behavior_FrameIndex/data");
+    assert!(
+        index.windows(2).all(|w| w[1] > w[0]),
+        "inferred frames in order"
+    );
+    assert!(*index.last().unwrap() < behavior_frames);
+    // Pose: the keypoint estimates land near the simulator's keypoints.
+    let nose = read_dataset_f64(file, "processing/behavior/pose/nose/data");
+    let pose_index = read_dataset_u64(file, "processing/behavior/pose_FrameIndex/data");
+    let truth = read_dataset_f64(file, "acquisition/BehaviorCam0GroundTruthKeypoints/data");
+    let mut errors: Vec<f64> = pose_index
+        .iter()
+        .zip(nose.chunks(2))
+        .map(|(&i, xy)| {
+            let t = &truth[i as usize * 8..i as usize * 8 + 2];
+            ((xy[0] - t[0]).powi(2) + (xy[1] - t[1]).powi(2)).sqrt()
+        })
+        .collect();
+    errors.sort_by(f64::total_cmp);
+    let median = errors[errors.len() / 2];
+    assert!(median < 20.0, "median nose error {median:.1} px");
+
+    // Triggers: the demo rule fired, scored against ground truth, with complete timing chains.
+    let loop_summary = &summary["closed_loop"];
+    let rule = &loop_summary["rules"][0];
+    let triggers = rule["triggers"].as_u64().unwrap();
+    assert!(triggers >= 1, "the demo rule fired: {rule:#}");
+    let precision = rule["precision"].as_f64().unwrap();
+    assert!(
+        precision >= 0.8,
+        "demo rule precision {precision:.3} < 0.8: {rule:#}"
+    );
+    assert_eq!(loop_summary["triggers_in_file"].as_u64(), Some(triggers));
+    let column = |name: &str| read_dataset_f64(file, &format!("intervals/StimulusTriggers/{name}"));
+    let chain: Vec<Vec<f64>> = [
+        "frame_time",
+        "inference_start",
+        "inference_end",
+        "decision_time",
+        "sent_time",
+        "start_time",
+    ]
+    .iter()
+    .map(|c| column(c))
+    .collect();
+    for row in 0..triggers as usize {
+        let times: Vec<f64> = chain.iter().map(|c| c[row]).collect();
+        assert!(
+            times.iter().all(|t| t.is_finite() && *t >= 0.0),
+            "trigger {row}: {times:?}"
+        );
+        assert!(
+            times[..5].windows(2).all(|w| w[0] <= w[1]),
+            "trigger {row} chain out of order: {times:?}"
+        );
+    }
+    let stop = column("stop_time");
+    let width = column("pulse_width");
+    assert!(
+        stop.iter()
+            .zip(&chain[5])
+            .zip(&width)
+            .all(|((s, t), w)| s - t >= *w - 1e-9)
+    );
+    let truth_at_trigger =
+        read_dataset_f64(file, "intervals/StimulusTriggers/ground_truth_behavior");
+    let hits = truth_at_trigger.iter().filter(|&&b| b == 3.0).count();
+    assert_eq!(
+        hits as u64,
+        rule["true_positives"].as_u64().unwrap(),
+        "file and summary agree"
+    );
 }

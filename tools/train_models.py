@@ -4,14 +4,17 @@
 Run by hand on a developer machine, never in CI:
 
     python3 -m venv /tmp/models-venv
-    /tmp/models-venv/bin/pip install torch==2.* onnx onnxruntime==1.31.1 h5py numpy
+    /tmp/models-venv/bin/pip install torch==2.15.0 onnx==1.23.2 onnxruntime==1.31.1 h5py==3.16.0 numpy==2.4.6
     cargo build --release
     /tmp/models-venv/bin/python tools/train_models.py --behavd target/release/behavd \\
         --work /tmp/models-work --out models
 
-Tested with torch 2.9 (CPU), onnx 1.19, onnxruntime 1.31.1, h5py 3.15, numpy 2.3, Python 3.11.
-No GPU is needed: on 2 CPU cores the whole run (data generation ~7 min, preprocessing ~3 min,
-training ~20 min, export/evaluation ~2 min) takes about half an hour.  Stages can be run
+Tested with torch 2.15.0, onnx 1.23.2, onnxruntime 1.31.1, h5py 3.16.0, numpy 2.4.6, Python 3.11
+(CPU only).
+No GPU is needed: on 2 CPU cores the whole run (data generation ~5 min, preprocessing ~4 min,
+training ~18 min, export/evaluation ~1 min) takes about half an hour and ~45 GB of scratch
+disk under --work (the raw NWB files; delete work/raw afterwards).  Training runs for fixed
+wall-clock budgets (--budget-*), so a faster machine trains more steps.  Stages can be run
 separately (``--stages gen,prep,train,export,eval,cards``); every stage caches its results
 under ``--work`` so a later stage can be re-run alone.
 
@@ -53,6 +56,7 @@ TEST_SEED = 42                       # held out; also the seed of config/demo.to
 SEQ_TRAIN_SEEDS = [11, 12, 13]       # full behavior camera + Miniscope, realtime
 MINI_ONLY_SEEDS = [14, 15]           # Miniscope + label camera, realtime
 FRAME_SEEDS = list(range(101, 113))  # fast-paced behavior camera sessions
+MINI_VAL_SEED = 15                   # Miniscope seed kept out of training for validation
 FPS = 30.0
 SCALE = np.float32(1.0 / 255.0)
 
@@ -295,15 +299,16 @@ def build_nets():
         computed inside the network."""
         def __init__(self):
             super().__init__()
-            self.body = nn.Sequential(stem(8, 24), cbr(24, 32, 2), cbr(32, 48, 2),
+            self.body = nn.Sequential(stem(4, 24), cbr(24, 32, 2), cbr(32, 48, 2),
                                       cbr(48, 64, 2))  # 38x38 .. 5x5
             self.fc = nn.Sequential(nn.Linear(128, 64), nn.ReLU(inplace=True),
                                     nn.Linear(64, 4))
 
         def forward(self, frames):
+            # Only temporal changes: consecutive differences and newest - oldest. Absolute
+            # images identify the training animals' neurons and do not transfer to a new one.
             d = frames[:, 1:] - frames[:, :-1]
-            mean = frames.mean(dim=1, keepdim=True)
-            x = torch.cat([frames - mean, mean, d * 4.0], 1)
+            x = torch.cat([d, frames[:, 3:] - frames[:, :1]], 1) * 8.0
             y = self.body(x)
             y = torch.cat([y.mean(dim=(2, 3)), y.amax(dim=(2, 3))], 1)
             return self.fc(y)
@@ -369,22 +374,17 @@ def class_weights(y, power=0.5):
 
 
 def fit(torch, model, batch_fn, loss_fn, budget_s, lr=3e-3, wd=1e-4, name="model"):
-    """Trains for as many steps as fit in budget_s (measured on the first steps), cosine lr."""
+    """Trains for budget_s seconds of wall time with a cosine learning-rate schedule over that
+    time (robust to a machine shared with other jobs)."""
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
                             weight_decay=wd)
     model.train()
     t0 = time.time()
-    step, total, losses = 0, None, []
+    step, losses = 0, []
     while True:
-        if step == 3:
-            t3 = time.time()
-        if total is None and step == 23:
-            per = (time.time() - t3) / 20
-            total = max(30, int((budget_s - (t3 - t0)) / per))
-            log(f"{name}: {per * 1000:.0f} ms/step -> {total} steps")
-        if total is not None and step >= total:
+        frac = (time.time() - t0) / budget_s
+        if frac >= 1.0:
             break
-        frac = step / total if total else 0.0
         for g in opt.param_groups:
             g["lr"] = lr * (0.5 * (1 + np.cos(np.pi * frac)) * 0.97 + 0.03) * min(1, (step + 1) / 30)
         inputs, target = batch_fn()
@@ -395,8 +395,9 @@ def fit(torch, model, batch_fn, loss_fn, budget_s, lr=3e-3, wd=1e-4, name="model
         losses.append(loss.item())
         step += 1
         if step % 100 == 0:
-            log(f"{name}: step {step}/{total} loss {np.mean(losses[-100:]):.4f}")
+            log(f"{name}: step {step} ({frac:.0%} of {budget_s:.0f} s) loss {np.mean(losses[-100:]):.4f}")
     model.eval()
+    log(f"{name}: {step} steps in {time.time() - t0:.0f} s")
     return time.time() - t0
 
 
@@ -538,7 +539,7 @@ def stage_train(a, work):
         torch.save(model.state_dict(), ck / "pose.pt")
 
     if "miniscope_cnn" in todo:
-        seeds = SEQ_TRAIN_SEEDS + MINI_ONLY_SEEDS
+        seeds = [s for s in SEQ_TRAIN_SEEDS + MINI_ONLY_SEEDS if s != MINI_VAL_SEED]
         MX, samples = [], []
         for si, s in enumerate(seeds):
             MX.append(np.asarray(load(work, f"mini{s}", "x")))
@@ -546,7 +547,7 @@ def stage_train(a, work):
             samples += [(si, k, lab[k]) for k in idx]
         samples = np.array(samples)
         log("miniscope samples", len(samples), np.bincount(samples[:, 2], minlength=4))
-        w = torch.tensor(class_weights(samples[:, 2]))
+        w = torch.tensor(class_weights(samples[:, 2], power=0.25))
         model = nets["MiniscopeCNN"]()
 
         def batch():
@@ -773,18 +774,20 @@ def stage_eval(a, work):
     res["pose"]["by_behavior_mean_px"] = {CLASSES[c]: float(err[y == c].mean()) for c in range(4) if (y == c).any()}
     log("pose", json.dumps(res["pose"]))
 
-    # miniscope_cnn
+    # miniscope_cnn: on the held-out test seed, and on the validation seed
     s = ort_session(out / "miniscope_cnn.onnx", a.threads)
-    mx = load(work, f"mini{TEST_SEED}", "x")
-    idx, lab = mini_samples(work, TEST_SEED)
-    mfn = np.asarray(load(work, f"mini{TEST_SEED}", "fn"))
-    logits = np.concatenate([s.run(["logits"], {"frames": mini_input(np.asarray(mx[k - 3:k + 1]))[None]})[0]
-                             for k in idx])
-    p = softmax(logits)
-    ym = lab[idx].astype(np.int64)
-    res["miniscope_cnn"] = {"report": class_report(ym, p), "confident": confident_report(ym, p, mfn[idx])}
-    # a causal smoothing of the output, as a closed-loop rule with a short window would see it
-    log("miniscope_cnn", json.dumps(res["miniscope_cnn"]["report"]))
+    for seed, key in [(TEST_SEED, "miniscope_cnn"), (MINI_VAL_SEED, "miniscope_cnn_val")]:
+        mx = load(work, f"mini{seed}", "x")
+        idx, lab = mini_samples(work, seed)
+        mfn = np.asarray(load(work, f"mini{seed}", "fn"))
+        logits = np.concatenate([s.run(["logits"], {"frames": mini_input(np.asarray(mx[k - 3:k + 1]))[None]})[0]
+                                 for k in idx])
+        p = softmax(logits)
+        ym = lab[idx].astype(np.int64)
+        res[key] = {"seed": seed, "report": class_report(ym, p),
+                    "confident": confident_report(ym, p, mfn[idx]),
+                    "majority_baseline_accuracy": float((ym == 0).mean())}
+        log(key, json.dumps(res[key]["report"]))
     (work / "eval.json").write_text(json.dumps(res, indent=1))
 
 
@@ -1067,7 +1070,7 @@ Two-stage (encoder output consumed by the recurrent head):
 ## Held-out scores
 
 {held} Run step by step through the whole session from zero state (the state was reset at
-{e["gaps"]} recording gaps), exactly as the runtime feeds it.
+each recording gap: {e["gaps"]}), exactly as the runtime feeds it.
 
 {report_md(e["report"], e["confident"])}
 
@@ -1088,10 +1091,12 @@ Two-stage (encoder output consumed by the recurrent head):
     (out / "miniscope_cnn.md").write_text(f"""# miniscope_cnn — behavior decoded from raw Miniscope frames ("BPNN")
 
 Decodes the animal's behavior directly from the last 4 raw calcium-imaging frames, without
-cell extraction. Inside the network: the 4 frames minus their mean, their mean, and the 3
-frame-to-frame differences (×4) form 8 channels; a 4×4 patch stem and three 3×3 conv/BN/ReLU
-layers, average + max pooling, two linear layers. Global pooling makes it independent of
-where particular neurons are, so it can generalise to a new field of view.
+cell extraction. Inside the network only temporal changes are used: the 3 frame-to-frame
+differences and newest − oldest (×8) form 4 channels; a 4×4 patch stem and three 3×3
+conv/BN/ReLU layers, average + max pooling, two linear layers. Global pooling and the absence
+of absolute images keep it from memorising where the training animals' neurons are, so it
+can be applied to a new field of view. (A first version that also saw the raw frames fitted
+the training animals and scored below the always-`explore` baseline on new ones.)
 
 {facts_table(out, ["miniscope_cnn"])}
 
@@ -1115,11 +1120,12 @@ label is the behavior at the newest frame's time.
 ## Training data
 
 * Realtime 30 fps Miniscope sessions (120 neurons) of seeds
-  {", ".join(f"{s} ({mf[s]} frames)" for s in SEQ_TRAIN_SEEDS + MINI_ONLY_SEEDS)}; labels from
+  {", ".join(f"{s} ({mf[s]} frames)" for s in SEQ_TRAIN_SEEDS + MINI_ONLY_SEEDS if s != MINI_VAL_SEED)};
+  seed {MINI_VAL_SEED} ({mf[MINI_VAL_SEED]} frames) kept out as a validation animal; labels from
   the ground-truth behavior of a behavior camera with the same seed (same simulated animal,
   matched by device frame number). Only 4-frame windows without a recording gap are used.
 * Augmentation: random 90° rotations and mirroring, random gain ×0.85–1.15.
-* Cross-entropy with class weights ∝ 1/√frequency, label smoothing 0.05, AdamW, cosine
+* Cross-entropy with class weights ∝ frequency^-1/4, label smoothing 0.05, AdamW, cosine
   schedule, {tt.get("miniscope_cnn", 0):.0f} s on 2 CPU cores.
 
 ## Held-out scores
@@ -1129,6 +1135,13 @@ layout, tuning and tissue than any training seed), {e["report"]["n"]} windows.
 
 {report_md(e["report"], e["confident"])}
 
+Always answering `explore` would score accuracy {e["majority_baseline_accuracy"]:.3f} here.
+
+Validation animal (seed {MINI_VAL_SEED}, not trained on): accuracy
+{ev["miniscope_cnn_val"]["report"]["accuracy"]:.3f}, macro F1
+{ev["miniscope_cnn_val"]["report"]["macro_f1"]:.3f} (always-`explore`:
+{ev["miniscope_cnn_val"]["majority_baseline_accuracy"]:.3f}).
+
 ## Limitations
 
 * {synthetic_limit}
@@ -1136,9 +1149,15 @@ layout, tuning and tissue than any training seed), {e["report"]["n"]} windows.
   carries behavior only through which neurons fire (each seed has its own neurons and tuning)
   and through brain motion, which is larger during grooming and rearing. Across animals the
   model can use only generic cues (overall activity, motion), so it is far less accurate than
-  the camera models, and mid vs wall rearing (same motion) is barely separable. A per-animal
-  fine-tune would do much better; use it as a demonstration of the BPNN idea, not as a
-  trigger source.
+  the camera models, and mid vs wall rearing (same motion) is barely separable. Measured on
+  new animals it is at chance level: use it as a demonstration of the BPNN input/output
+  contract, **not as a trigger source** (its confident predictions are mostly wrong, see
+  above).
+* Per-animal training works: a scratch experiment outside this script (a variant that sees the
+  raw frames and keeps their spatial layout — no global pooling — trained for 130 s on the
+  first 60 % of seed 42's session) reached accuracy 0.974 / macro F1 0.957 on the last 40 %
+  of the same animal. A per-animal model is what the BPNN approach assumes; this shipped
+  model is the cross-animal one.
 
 {prov}
 """)
@@ -1264,10 +1283,11 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models", default="behavior_cnn,behavior_gru,pose,miniscope_cnn",
                     help="models the train stage trains")
-    ap.add_argument("--budget-cnn", type=float, default=330.0, help="training seconds")
-    ap.add_argument("--budget-gru", type=float, default=150.0)
-    ap.add_argument("--budget-pose", type=float, default=420.0)
-    ap.add_argument("--budget-mini", type=float, default=360.0)
+    ap.add_argument("--budget-cnn", type=float, default=350.0,
+                    help="wall-clock training seconds (each model)")
+    ap.add_argument("--budget-gru", type=float, default=75.0)
+    ap.add_argument("--budget-pose", type=float, default=300.0)
+    ap.add_argument("--budget-mini", type=float, default=300.0)
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
     stages = a.stages.split(",")

@@ -41,7 +41,13 @@ pub fn predict(
     chain.reverse();
     let stream = chain[0].source.clone();
     let recorded = RecordedFrames::open(session, &stream)?;
-    let onnxruntime = loaded.config.inference.onnxruntime.as_deref();
+    let onnxruntime = loaded
+        .config
+        .inference
+        .onnxruntime
+        .as_ref()
+        .map(|p| loaded.base_dir.join(p).display().to_string());
+    let onnxruntime = onnxruntime.as_deref();
     let mut runners = Vec::new();
     let mut width = 0;
     for (i, m) in chain.iter().enumerate() {

@@ -249,14 +249,15 @@ impl LoadedConfig {
     }
 }
 
-/// Where the demo's `models/` are: the current directory when it has them, else the project
-/// directory this binary was built from.
+/// The directory the built-in demo's relative paths (`../models/...`) are resolved against:
+/// `config/` of the current directory when it holds the models, else `config/` of the project
+/// this binary was built from.
 fn demo_base_dir() -> PathBuf {
-    let cwd = PathBuf::from(".");
-    if cwd.join("models/behavior_cnn.onnx").is_file() {
+    let cwd = PathBuf::from("config");
+    if cwd.join("../models/behavior_cnn.onnx").is_file() {
         cwd
     } else {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
     }
 }
 

@@ -47,7 +47,7 @@ pub enum Provider {
     Cpu,
     /// NVIDIA CUDA.
     Cuda,
-    /// NVIDIA TensorRT (falls back to CUDA, then CPU).
+    /// NVIDIA TensorRT (falls back to CPU when unavailable).
     Tensorrt,
 }
 

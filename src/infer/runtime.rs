@@ -43,8 +43,8 @@ fn load(configured: Option<&str>) -> Result<(Environment, PathBuf), InferError> 
         ),
     ] {
         if let Some(p) = explicit
-            && p.is_absolute()
             && !p.is_file()
+            && !(p.is_relative() && exe_dir().is_some_and(|d| d.join(&p).is_file()))
         {
             return Err(InferError::Runtime(format!(
                 "{what} names {}, which does not exist; {INSTALL_HINT}",

@@ -26,6 +26,8 @@ use crate::rules::{RuleSet, VariableTable};
 
 /// Records a producer may queue towards one consumer.
 const OUTPUT_RING: usize = 512;
+/// Device frames lost in a row after which ROI baselines restart.
+const SIGNAL_RESET_GAP_FRAMES: u64 = 15;
 /// Trigger commands that may queue towards the stimulator link and the recorder.
 const TRIGGER_RING: usize = 256;
 
@@ -94,7 +96,13 @@ impl ClosedLoopPlan {
             .map(|s| (s.name(), s.geometry()))
             .collect();
         let mut producers: Vec<Producer> = Vec::new();
-        let onnxruntime = config.inference.onnxruntime.as_deref();
+        // A relative library path is relative to the config file, like model paths.
+        let onnxruntime = config
+            .inference
+            .onnxruntime
+            .as_ref()
+            .map(|p| loaded.base_dir.join(p).display().to_string());
+        let onnxruntime = onnxruntime.as_deref();
         for (i, m) in config.model.iter().enumerate() {
             let at = format!("model[{i}]");
             let valid = !m.name.is_empty()
@@ -428,6 +436,7 @@ impl ClosedLoop {
                 Engine::Signals(signals) => {
                     let worker = SignalWorker {
                         signals,
+                        reset_after_gap_frames: SIGNAL_RESET_GAP_FRAMES,
                         mailbox: by_index[i]
                             .clone()
                             .context("a signal group has a mailbox")?,

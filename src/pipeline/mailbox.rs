@@ -173,3 +173,29 @@ mod tests {
         assert_eq!(pool.available(), 4);
     }
 }
+
+#[cfg(test)]
+mod allocation_tests {
+    use super::*;
+    use crate::frame::FrameMeta;
+
+    #[test]
+    fn publishing_and_taking_allocate_nothing() {
+        let pool = FramePool::new(4, 16);
+        let mailbox = Mailbox::new(pool.clone());
+        mailbox.register_consumer();
+        let before = crate::test_alloc::allocations();
+        for i in 0..1000 {
+            let frame = pool.try_acquire().unwrap().freeze(FrameMeta {
+                index: i,
+                ..FrameMeta::default()
+            });
+            mailbox.publish(frame);
+            if i % 3 == 0 {
+                drop(mailbox.take());
+            }
+        }
+        assert_eq!(crate::test_alloc::allocations() - before, 0);
+        assert!(mailbox.skipped() > 0);
+    }
+}

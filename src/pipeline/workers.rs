@@ -164,7 +164,12 @@ impl ModelWorker {
                     let mut skipped = 0;
                     if let Some((index, counter)) = last {
                         skipped = meta.index.saturating_sub(index + 1);
-                        if meta.device_counter > counter + self.reset_after_gap_frames {
+                        // Frames the device lost in between (not the ones this model skipped).
+                        let lost = meta
+                            .device_counter
+                            .saturating_sub(counter)
+                            .saturating_sub(meta.index - index);
+                        if lost > self.reset_after_gap_frames {
                             reset = true;
                         }
                     }
@@ -233,6 +238,8 @@ pub struct SignalWorker {
     pub mailbox: Arc<Mailbox>,
     /// Where its rows go.
     pub out: WorkerOutlets,
+    /// Device frames lost in a row that restart the baselines.
+    pub reset_after_gap_frames: u64,
 }
 
 impl SignalWorker {
@@ -240,7 +247,7 @@ impl SignalWorker {
     pub fn run(mut self) -> WorkerTimings {
         let mut timings = WorkerTimings::new();
         let mut record = OutputRecord::default();
-        let mut last: Option<u64> = None;
+        let mut last: Option<(u64, u64)> = None;
         let n = self.signals.names().len().min(MAX_VALUES);
         self.mailbox.register_consumer();
         while !self.out.stop.load(Ordering::Relaxed) {
@@ -249,8 +256,18 @@ impl SignalWorker {
             };
             let start_ns = monotonic_ns();
             let meta = *frame.meta();
-            let skipped = last.map_or(0, |l| meta.index.saturating_sub(l + 1));
-            last = Some(meta.index);
+            let skipped = last.map_or(0, |(l, _)| meta.index.saturating_sub(l + 1));
+            if let Some((index, counter)) = last {
+                let lost = meta
+                    .device_counter
+                    .saturating_sub(counter)
+                    .saturating_sub(meta.index - index);
+                if lost > self.reset_after_gap_frames {
+                    self.signals.reset();
+                    self.out.stats.resets.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            last = Some((meta.index, meta.device_counter));
             self.signals.update(
                 frame.pixels(),
                 meta.stamp.device_time_ns,

@@ -1,9 +1,6 @@
 //! Compiling `[[rule]]` tables: validation errors, clocks, definitions, and no allocation on
 //! the hot path.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use crate::config::rule::{RuleConfig, TriggerConfig};
 
 use super::error::{RuleError, RuleProblem};
@@ -292,43 +289,6 @@ fn variable_table_rejects_clashes() {
     assert_eq!(table.slot_count(), 8);
 }
 
-// Counts this thread's allocations, to check the hot path allocates nothing.
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn count() {
-    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-}
-
-// SAFETY: forwards every call unchanged to the system allocator.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
 #[test]
 fn evaluation_does_not_allocate() {
     let table = variables();
@@ -336,7 +296,7 @@ fn evaluation_does_not_allocate() {
     let mut slots = table.empty_slots();
     let (behavior, miniscope) = (0, 1);
     let mut fires = 0u64;
-    let before = ALLOCATIONS.with(Cell::get);
+    let before = crate::test_alloc::allocations();
     for frame in 0..10_000u64 {
         let t = frame * 10_000_000;
         slots[3] = if frame % 7 < 4 { 0.9 } else { 0.1 };
@@ -345,10 +305,10 @@ fn evaluation_does_not_allocate() {
         set.update_clock(behavior, &slots, t, |_| fires += 1);
         set.update_clock(miniscope, &slots, t, |_| fires += 1);
     }
-    let after = ALLOCATIONS.with(Cell::get);
+    let after = crate::test_alloc::allocations();
     assert!(fires > 20, "the stream exercises firing ({fires})");
     assert_eq!(after - before, 0, "allocations during 20 000 clock updates");
     // The counter does see this thread's allocations.
     std::hint::black_box(vec![0u8; 16]);
-    assert!(ALLOCATIONS.with(Cell::get) > after);
+    assert!(crate::test_alloc::allocations() > after);
 }

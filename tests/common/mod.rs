@@ -149,3 +149,34 @@ pub fn read_dataset_u64(file: &Path, dataset: &str) -> Vec<u64> {
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// Reads a numeric dataset as float64 (NaN preserved as null → NaN) with h5py.
+pub fn read_dataset_f64(file: &Path, dataset: &str) -> Vec<f64> {
+    let code = format!(
+        "import h5py, json, sys, math; f = h5py.File(sys.argv[1], 'r'); \
+         print(json.dumps([None if math.isnan(float(x)) else float(x) for x in f['{dataset}'][()].ravel()]))"
+    );
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(code)
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let values: Vec<Option<f64>> = serde_json::from_slice(&out.stdout).unwrap();
+    values.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect()
+}
+
+/// The summary entry of a model or signal group.
+pub fn producer<'a>(summary: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    summary["closed_loop"]["producers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no producer {name} in {:#}", summary["closed_loop"]))
+}
