@@ -5,7 +5,8 @@ use std::io::Write;
 use behavd::clock::monotonic_ns;
 use behavd::pipeline::RunningSession;
 
-/// Redraws the status line with frames, fps, drops per stream and file size.
+/// Redraws the status line with frames, fps, drops per stream, model outputs, triggers and
+/// file size.
 pub struct Progress {
     last: Vec<(u64, u64)>,
 }
@@ -31,6 +32,16 @@ impl Progress {
                 " | {name} {} fr {fps:5.1} fps {} drop",
                 stats.recorded,
                 stats.dropped_total()
+            ));
+        }
+        let inferred: u64 = session
+            .live_loop_stats()
+            .map(|(_, processed, _)| processed)
+            .sum();
+        if inferred > 0 {
+            line.push_str(&format!(
+                " | {inferred} outputs {} triggers",
+                session.live_triggers()
             ));
         }
         let bytes = std::fs::metadata(&session.path)

@@ -294,6 +294,8 @@ pub struct ClosedLoop {
     sink: Option<JoinHandle<(u64, u64)>>,
     /// Per producer, in plan order.
     pub stats: Vec<ProducerStats>,
+    /// Triggers handed to the stimulator link so far.
+    pub triggers_sent: Arc<AtomicU64>,
     mailboxes: Vec<Option<Arc<Mailbox>>>,
 }
 
@@ -451,6 +453,7 @@ impl ClosedLoop {
             workers.push((name, handle));
         }
         let (mut rules_handle, mut sink_handle, mut triggers) = (None, None, None);
+        let triggers_sent = Arc::new(AtomicU64::new(0));
         if let Some(rules) = plan.rules {
             let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(TRIGGER_RING);
             let (rec_tx, rec_rx) = rtrb::RingBuffer::new(TRIGGER_RING);
@@ -488,6 +491,7 @@ impl ClosedLoop {
                 waker: sink_waker,
                 outputs: output_names,
                 stop: Arc::clone(&stop_sink),
+                sent: Arc::clone(&triggers_sent),
             };
             sink_handle = Some(
                 std::thread::Builder::new()
@@ -505,6 +509,7 @@ impl ClosedLoop {
                 rules: rules_handle,
                 sink: sink_handle,
                 stats,
+                triggers_sent,
                 mailboxes: by_index,
             },
             LoopRecording { outputs, triggers },

@@ -201,6 +201,11 @@ impl RunningSession {
         })
     }
 
+    /// Triggers decided and handed to the stimulator link so far.
+    pub fn live_triggers(&self) -> u64 {
+        self.closed_loop.triggers_sent.load(Ordering::Relaxed)
+    }
+
     /// Stream names and their live counters, in config order.
     pub fn live_stats(&self) -> impl Iterator<Item = (&str, StatsSnapshot)> {
         self.stream_names

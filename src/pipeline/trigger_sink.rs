@@ -22,6 +22,8 @@ pub struct TriggerSink {
     pub outputs: Vec<String>,
     /// Set to stop (after the rules thread has stopped).
     pub stop: Arc<AtomicBool>,
+    /// Live count of triggers handled.
+    pub sent: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl TriggerSink {
@@ -36,6 +38,7 @@ impl TriggerSink {
                 any = true;
                 trigger.sent_ns = monotonic_ns();
                 sent += 1;
+                self.sent.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
                     output = self
                         .outputs

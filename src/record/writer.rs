@@ -33,6 +33,9 @@ pub struct RecordingReport {
     pub trigger_rows: usize,
 }
 
+/// Frames taken from one stream's ring before the recorder turns to the next stream.
+const FRAMES_PER_PASS: usize = 8;
+
 /// A running recorder thread.
 pub struct Recorder {
     handle: JoinHandle<Result<RecordingReport, RecordError>>,
@@ -236,7 +239,8 @@ impl Session {
     fn take_frames(&mut self) -> Result<bool, RecordError> {
         let mut progressed = false;
         for i in 0..self.streams.len() {
-            loop {
+            // At most a few frames per stream per pass, so one fast stream cannot starve the others.
+            for _ in 0..FRAMES_PER_PASS {
                 if let Some(level) = self.writers[i].worker_level {
                     let in_flight = self.submitted[i] - self.next_to_write[i];
                     if in_flight as usize >= IN_FLIGHT_PER_STREAM {
