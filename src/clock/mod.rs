@@ -1,4 +1,7 @@
-//! The session clock: CLOCK_MONOTONIC nanoseconds and the wall-clock anchor of a session.
+//! The session clock: CLOCK_MONOTONIC nanoseconds and the wall-clock anchor of a session, and
+//! fits of device clocks (stimulator microcontrollers) onto it.
+
+pub mod device_fit;
 
 /// Current CLOCK_MONOTONIC time in nanoseconds (the clock V4L2 buffer timestamps use).
 pub fn monotonic_ns() -> u64 {
