@@ -567,30 +567,33 @@ impl ModelRunner {
         Ok(())
     }
 
+    /// Owned copies of the bound input and state tensors, named, for ort's safe `Session::run`.
+    fn input_copies(&self) -> Result<Vec<(String, ort::value::DynValue)>, InferError> {
+        fn copy<T: ort::value::PrimitiveTensorElementType + Clone + std::fmt::Debug + 'static>(
+            t: &Tensor<T>,
+        ) -> Result<ort::value::DynValue, InferError> {
+            let (shape, data) = t.extract_tensor();
+            Ok(Tensor::from_array((shape.to_vec(), data.to_vec()))
+                .map_err(ort_err("copy"))?
+                .into_dyn())
+        }
+        let mut values = vec![(
+            self.input_name.clone(),
+            match &self.input {
+                InputTensor::F32(t) => copy(t)?,
+                InputTensor::U8(t) => copy(t)?,
+            },
+        )];
+        for (name, s) in self.state_inputs.iter().zip(&self.states) {
+            values.push((name.clone(), copy(&s.input)?));
+        }
+        Ok(values)
+    }
+
     /// The same run through ort's safe `Session::run` on copies of the current input and state
     /// tensors (allocating; for the overhead benchmark and tests only). Returns the raw output.
     pub fn run_reference(&mut self) -> Result<Vec<f32>, InferError> {
-        let mut inputs: Vec<(String, ort::value::DynValue)> = Vec::new();
-        let input = match &self.input {
-            InputTensor::F32(t) => {
-                let (shape, data) = t.extract_tensor();
-                Tensor::from_array((shape.to_vec(), data.to_vec()))
-                    .map_err(ort_err("copy"))?
-                    .into_dyn()
-            }
-            InputTensor::U8(t) => {
-                let (shape, data) = t.extract_tensor();
-                Tensor::from_array((shape.to_vec(), data.to_vec()))
-                    .map_err(ort_err("copy"))?
-                    .into_dyn()
-            }
-        };
-        inputs.push((self.input_name.clone(), input));
-        for (name, s) in self.state_inputs.iter().zip(&self.states) {
-            let (shape, data) = s.input.extract_tensor();
-            let v = Tensor::from_array((shape.to_vec(), data.to_vec())).map_err(ort_err("copy"))?;
-            inputs.push((name.clone(), v.into_dyn()));
-        }
+        let inputs = self.input_copies()?;
         let outputs = self.session.run(inputs).map_err(ort_err("run"))?;
         let value = outputs
             .get(&self.output_name)
@@ -609,27 +612,7 @@ impl ModelRunner {
         &mut self,
         iterations: usize,
     ) -> Result<(Vec<u64>, Vec<u64>), InferError> {
-        let mut values: Vec<(String, ort::value::DynValue)> = Vec::new();
-        let input = match &self.input {
-            InputTensor::F32(t) => {
-                let (shape, data) = t.extract_tensor();
-                Tensor::from_array((shape.to_vec(), data.to_vec()))
-                    .map_err(ort_err("copy"))?
-                    .into_dyn()
-            }
-            InputTensor::U8(t) => {
-                let (shape, data) = t.extract_tensor();
-                Tensor::from_array((shape.to_vec(), data.to_vec()))
-                    .map_err(ort_err("copy"))?
-                    .into_dyn()
-            }
-        };
-        values.push((self.input_name.clone(), input));
-        for (name, s) in self.state_inputs.iter().zip(&self.states) {
-            let (shape, data) = s.input.extract_tensor();
-            let v = Tensor::from_array((shape.to_vec(), data.to_vec())).map_err(ort_err("copy"))?;
-            values.push((name.clone(), v.into_dyn()));
-        }
+        let values = self.input_copies()?;
         let mut bound = Vec::with_capacity(iterations);
         let mut raw = Vec::with_capacity(iterations);
         for _ in 0..iterations {

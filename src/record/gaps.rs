@@ -64,13 +64,13 @@ pub fn create(file: &File, streams: &[StreamSetup]) -> H5Result<GapTable> {
     h5::set_type(&id, "ElementIdentifiers", "hdmf-common")?;
     let names: Vec<&str> = streams.iter().map(|s| s.info.name.as_str()).collect();
     let col = h5::str_array_dataset(&table, "stream_name", &names)?;
-    vector_data(&col, "Stream (and NWB series) name")?;
+    h5::vector_data(&col, "Stream (and NWB series) name")?;
     let fps: Vec<f64> = streams.iter().map(|s| s.info.nominal_fps).collect();
     let col = h5::array_dataset(&table, "nominal_fps", &fps)?;
-    vector_data(&col, "Configured frame rate, frames per second")?;
+    h5::vector_data(&col, "Configured frame rate, frames per second")?;
     let bits: Vec<u32> = streams.iter().map(|s| s.info.counter_bits).collect();
     let col = h5::array_dataset(&table, "counter_bits", &bits)?;
-    vector_data(
+    h5::vector_data(
         &col,
         "Width in bits of the device frame counter before unwrapping",
     )?;
@@ -138,11 +138,6 @@ pub fn create(file: &File, streams: &[StreamSetup]) -> H5Result<GapTable> {
     })
 }
 
-fn vector_data(ds: &hdf5::Dataset, description: &str) -> H5Result<()> {
-    h5::set_type(ds, "VectorData", "hdmf-common")?;
-    h5::attr_str(ds, "description", description)
-}
-
 fn column<T: hdf5::H5Type + Copy>(
     table: &Group,
     name: &str,
@@ -150,7 +145,7 @@ fn column<T: hdf5::H5Type + Copy>(
 ) -> H5Result<Column<T>> {
     let ds = h5::extensible::<T>(table, name, &[], 256, None)?;
     if let Some(description) = description {
-        vector_data(&ds, description)?;
+        h5::vector_data(&ds, description)?;
     }
     Ok(Column::new(ds, &[], 64))
 }

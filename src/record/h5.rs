@@ -139,3 +139,9 @@ pub fn attr_object_ref(
         .create(name)?
         .write_scalar(&reference)
 }
+
+/// Marks a table column as `VectorData` with its description.
+pub fn vector_data(ds: &Dataset, description: &str) -> H5Result<()> {
+    set_type(ds, "VectorData", "hdmf-common")?;
+    attr_str(ds, "description", description)
+}

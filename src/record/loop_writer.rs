@@ -268,18 +268,13 @@ fn chain_edges(n: usize) -> Vec<u8> {
     (1..n).flat_map(|i| [(i - 1) as u8, i as u8]).collect()
 }
 
-fn vector_data(ds: &hdf5::Dataset, description: &str) -> H5Result<()> {
-    h5::set_type(ds, "VectorData", "hdmf-common")?;
-    h5::attr_str(ds, "description", description)
-}
-
 fn column<T: hdf5::H5Type + Copy>(
     table: &Group,
     name: &str,
     description: &str,
 ) -> H5Result<Column<T>> {
     let ds = h5::extensible::<T>(table, name, &[], 256, None)?;
-    vector_data(&ds, description)?;
+    h5::vector_data(&ds, description)?;
     Ok(Column::new(ds, &[], 16))
 }
 
@@ -338,12 +333,12 @@ impl TriggerTable {
         let id = h5::array_dataset(&table, "id", &ids)?;
         h5::set_type(&id, "ElementIdentifiers", "hdmf-common")?;
         let names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
-        vector_data(
+        h5::vector_data(
             &h5::str_array_dataset(&table, "rule_name", &names)?,
             "Rule name",
         )?;
         let defs: Vec<&str> = rules.iter().map(|r| r.definition.as_str()).collect();
-        vector_data(
+        h5::vector_data(
             &h5::str_array_dataset(&table, "rule_definition", &defs)?,
             "Rule definition text",
         )?;

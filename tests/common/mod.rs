@@ -130,12 +130,9 @@ pub fn assert_valid_nwb(report: &serde_json::Value) {
     }
 }
 
-/// Reads the DAQ/camera frame counter column of a series with h5py, through the checker's
-/// interpreter.
-pub fn read_dataset_u64(file: &Path, dataset: &str) -> Vec<u64> {
-    let code = format!(
-        "import h5py, json, sys; f = h5py.File(sys.argv[1], 'r'); print(json.dumps([int(x) for x in f['{dataset}'][:]]))"
-    );
+/// Runs a Python snippet (with the file as `sys.argv[1]`) through the checker's interpreter and
+/// parses what it prints as JSON.
+fn python_json<T: serde::de::DeserializeOwned>(code: &str, file: &Path) -> T {
     let out = Command::new(python())
         .arg("-c")
         .arg(code)
@@ -150,24 +147,26 @@ pub fn read_dataset_u64(file: &Path, dataset: &str) -> Vec<u64> {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Reads the DAQ/camera frame counter column of a series with h5py, through the checker's
+/// interpreter.
+pub fn read_dataset_u64(file: &Path, dataset: &str) -> Vec<u64> {
+    python_json(
+        &format!(
+            "import h5py, json, sys; f = h5py.File(sys.argv[1], 'r'); print(json.dumps([int(x) for x in f['{dataset}'][:]]))"
+        ),
+        file,
+    )
+}
+
 /// Reads a numeric dataset as float64 (NaN preserved as null → NaN) with h5py.
 pub fn read_dataset_f64(file: &Path, dataset: &str) -> Vec<f64> {
-    let code = format!(
-        "import h5py, json, sys, math; f = h5py.File(sys.argv[1], 'r'); \
-         print(json.dumps([None if math.isnan(float(x)) else float(x) for x in f['{dataset}'][()].ravel()]))"
+    let values: Vec<Option<f64>> = python_json(
+        &format!(
+            "import h5py, json, sys, math; f = h5py.File(sys.argv[1], 'r'); \
+             print(json.dumps([None if math.isnan(float(x)) else float(x) for x in f['{dataset}'][()].ravel()]))"
+        ),
+        file,
     );
-    let out = Command::new(python())
-        .arg("-c")
-        .arg(code)
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let values: Vec<Option<f64>> = serde_json::from_slice(&out.stdout).unwrap();
     values.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect()
 }
 
