@@ -11,12 +11,18 @@ Run by hand on a developer machine, never in CI:
 
 Tested with torch 2.15.0, onnx 1.23.2, onnxruntime 1.31.1, h5py 3.16.0, numpy 2.4.6, Python 3.11
 (CPU only).
-No GPU is needed: on 2 CPU cores the whole run (data generation ~5 min, preprocessing ~4 min,
-training ~18 min, export/evaluation ~1 min) takes about half an hour and ~45 GB of scratch
+No GPU is needed: on 2 CPU cores the whole run (data generation ~11 min, preprocessing ~4 min,
+training ~21 min, export/evaluation ~1 min) takes about 40 minutes and ~50 GB of scratch
 disk under --work (the raw NWB files; delete work/raw afterwards).  Training runs for fixed
 wall-clock budgets (--budget-*), so a faster machine trains more steps.  Stages can be run
 separately (``--stages gen,prep,train,export,eval,cards``); every stage caches its results
-under ``--work`` so a later stage can be re-run alone.
+under ``--work`` so a later stage can be re-run alone, and --models limits train, export and
+eval to some models (the others' results are kept in work/eval.json).  The per-animal
+Miniscope model for another mouse (seed) alone, ~11 min:
+
+    tools/train_models.py --behavd target/release/behavd --work /tmp/models-work --out models \\
+        --stages gen_animal,prep_animal,train,export,eval,cards --models miniscope_cnn \\
+        --miniscope-seed 7
 
 What it does
   gen     writes rig configs and runs ``behavd run`` to record synthetic sessions:
@@ -894,8 +900,17 @@ def mini_scores(session, work, seed, idx, lab, stride=1):
         for k in idx])
     p = softmax(logits)
     y = lab[idx].astype(np.int64)
-    return {"seed": seed, "report": class_report(y, p), "confident": confident_report(y, p, mfn[idx]),
-            "majority_baseline_accuracy": float((y == 0).mean())}
+    r = {"seed": seed, "report": class_report(y, p), "confident": confident_report(y, p, mfn[idx]),
+         "majority_baseline_accuracy": float((y == 0).mean())}
+    # where the errors are: windows whose newest frame is within 0.5 s of a behavior change
+    change = mfn[np.nonzero(np.diff(lab.astype(np.int64)) != 0)[0] + 1]
+    if len(change):
+        dist = np.abs(mfn[idx][:, None] - change[None, :]).min(1)
+        near = dist < int(FPS / 2)
+        wrong = p.argmax(1) != y
+        r["near_change"] = {"windows": int(near.sum()), "errors": int(wrong[near].sum()),
+                            "errors_total": int(wrong.sum())}
+    return r
 
 
 def eval_xanimal(a, work, res):
@@ -1105,8 +1120,8 @@ activation = "sigmoid\"""",
 }
 
 
-PATH_NOTE = ("`path` is relative to the directory of the config file that contains it: the block "
-             "above assumes a config file in the repository root; the demo rig "
+PATH_NOTE = ("`path` is relative to the directory of the config file that contains it: the\n"
+             "block above assumes a config file in the repository root; the demo rig\n"
              "(`config/demo.toml`) writes `../models/<file>`.")
 
 
@@ -1179,8 +1194,8 @@ def stage_cards(a, work):
     prov = (f"Produced by `tools/train_models.py` ({cmd}); synthetic data from behavd's "
             "`synthetic-behavior` / `synthetic-miniscope` sources. Exported with "
             "`torch.onnx.export(..., opset_version=17, dynamo=False)`, checked with "
-            "`onnx.checker`; all scores below were computed with onnxruntime on the exported "
-            "files.")
+            "`onnx.checker`; all scores in this card were computed with onnxruntime on the "
+            "exported files.")
     seq_train = ", ".join(str(s) for s in SEQ_TRAIN_SEEDS)
     frame_data = (f"* {d['fast_frames']:,} frames from {len(FRAME_SEEDS)} fast-paced sessions "
                   f"(seeds {FRAME_SEEDS[0]}–{FRAME_SEEDS[-1]}; the recorder keeps runs of frames "
@@ -1377,8 +1392,9 @@ label is the behavior at the newest frame's time.
 {CONFIG_BLOCKS["miniscope_cnn"]}
 ```
 
-{PATH_NOTE} The source must be a Miniscope filming animal {sd} (in the demo, the
-`synthetic-miniscope` source with `seed = {sd}`).
+{PATH_NOTE}
+The source must be a Miniscope filming animal {sd} (in the demo, the `synthetic-miniscope`
+source with `seed = {sd}`).
 
 ## Training data
 
@@ -1404,6 +1420,8 @@ Held out: the last {sp["test_span_s"]:.0f} s of the seed-{sd} session (after the
 {report_md(e["report"], e["confident"])}
 
 Always answering `explore` would score accuracy {e["majority_baseline_accuracy"]:.3f} here.
+{e["near_change"]["errors"]} of the {e["near_change"]["errors_total"]} errors are in the
+{e["near_change"]["windows"]} windows whose newest frame is within 0.5 s of a behavior change.
 Fed every 2nd frame instead (a runtime that falls behind): accuracy
 {e["stride2"]["accuracy"]:.3f}, macro F1 {e["stride2"]["macro_f1"]:.3f} ({e["stride2"]["n"]} windows).
 
@@ -1433,7 +1451,8 @@ field of view carries behavior mainly through *which* neurons fire, which differ
 
 ## Limitations
 
-* {synthetic_limit}
+* Trained only on behavd's simulated Miniscope (rendered neurons, tissue and brain motion).
+  It will not work on a real Miniscope without retraining on labelled frames of that animal.
 * **Per animal: retrain for every mouse** (as BPNN does), e.g. with `--miniscope-seed`; on
   another animal it is at chance (above). It also assumes the same field of view: a remounted
   or shifted Miniscope, or a different focal plane, needs retraining.
@@ -1443,8 +1462,8 @@ field of view carries behavior mainly through *which* neurons fire, which differ
 * The simulated animal of a seed behaves the same in every run, so in the demo rig the first
   ~{sp["train_span_s"] / 60:.0f} min of a session replay the stretch of behavior the model was trained on;
   the held-out scores above are for the stretch after it.
-* Calcium lags behavior (rise ~tens of ms, decay ~1 s), so bout onsets and ends are where most
-  errors are, and transitions are reported late.
+* Calcium lags behavior (rise ~tens of ms, decay ~1 s): most errors are within 0.5 s of a
+  behavior change (above), i.e. around the onsets and ends of bouts.
 
 {prov}
 """)
