@@ -6,6 +6,7 @@
 mod error;
 mod locate;
 pub mod model;
+pub mod output;
 mod reparse;
 pub mod rule;
 pub mod signal;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::ConfigError;
 pub use model::ModelConfig;
+pub use output::OutputConfig;
 pub use rule::RuleConfig;
 pub use signal::SignalConfig;
 pub use source::SourceConfig;
@@ -49,6 +51,10 @@ pub struct RigConfig {
     /// Closed-loop rules.
     #[serde(default)]
     pub rule: Vec<RuleConfig>,
+    /// Stimulators the rules' triggers go to. A rule naming an output that is not here is
+    /// logged and recorded without being sent anywhere.
+    #[serde(default)]
+    pub output: Vec<OutputConfig>,
 }
 
 /// `[inference]`: where ONNX Runtime comes from.

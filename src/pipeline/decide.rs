@@ -178,6 +178,7 @@ impl RulesWorker {
                                 decision_ns,
                                 sent_ns: 0,
                                 truth: record.truth,
+                                ..TriggerRecord::default()
                             };
                             if triggers.push(trigger).is_err() {
                                 report.triggers_lost += 1;

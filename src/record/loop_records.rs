@@ -121,6 +121,48 @@ pub struct TriggerRecord {
     pub sent_ns: u64,
     /// Ground-truth behavior at the triggering frame, or -1.
     pub truth: i8,
+    /// What became of the command ([`TriggerStatus`] as u8).
+    pub status: u8,
+    /// Sequence number on the wire (behavd protocol).
+    pub seq: u16,
+    /// Device flags of the acknowledgements (cut by max-on, ...), or the NACK reason.
+    pub flags: u8,
+    /// Pulses the device acknowledged.
+    pub acked_pulses: u16,
+    /// Device time of the first rising edge, µs (0 = none).
+    pub device_rise_us: u64,
+    /// First rising edge mapped to the host clock (0 = none).
+    pub ack_rise_ns: u64,
+    /// Last falling edge mapped to the host clock (0 = none).
+    pub ack_fall_ns: u64,
+    /// When the first acknowledgement was read from the port (0 = none).
+    pub ack_recv_ns: u64,
+}
+
+/// What became of a trigger command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum TriggerStatus {
+    /// Decided and recorded; no stimulator output of that name is configured.
+    Logged = 0,
+    /// Written to the port; not (fully) acknowledged.
+    Sent = 1,
+    /// Every pulse acknowledged with device edge times.
+    Acked = 2,
+    /// Refused by the device (NACK; `flags` = reason).
+    Nacked = 3,
+    /// Refused by behavd's own limits before reaching the wire.
+    Blocked = 4,
+    /// The link was down.
+    LinkDown = 5,
+    /// Driven by the host without acknowledgement (Firmata).
+    HostTimed = 6,
+}
+
+impl TriggerStatus {
+    /// Text for the file's column description.
+    pub const LEGEND: &'static str = "0=logged (no stimulator configured), 1=sent (not acknowledged), 2=acknowledged, \
+         3=refused by the device, 4=blocked by behavd's limits, 5=link down, 6=host-timed (Firmata)";
 }
 
 /// A rule as the file's `TriggerRules` table shows it.

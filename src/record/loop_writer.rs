@@ -9,7 +9,9 @@ use hdf5::{File, Group};
 use super::SessionClock;
 use super::column::Column;
 use super::h5::{self, H5Result};
-use super::loop_records::{OutputKind, OutputRecord, OutputSetup, RuleRow, TriggerRecord};
+use super::loop_records::{
+    OutputKind, OutputRecord, OutputSetup, RuleRow, TriggerRecord, TriggerStatus,
+};
 
 /// Path of the rule table.
 pub const RULES_TABLE: &str = "/acquisition/TriggerRules";
@@ -296,10 +298,15 @@ pub struct TriggerTable {
     decision_time: Column<f64>,
     sent_time: Column<f64>,
     ack_time: Column<f64>,
+    ack_end_time: Column<f64>,
+    acked_pulses: Column<u16>,
+    status: Column<u8>,
+    device_flags: Column<u8>,
+    latency: Column<f64>,
     truth: Column<i8>,
 }
 
-const TRIGGER_COLUMNS: [&str; 16] = [
+const TRIGGER_COLUMNS: [&str; 21] = [
     "start_time",
     "stop_time",
     "rule",
@@ -315,6 +322,11 @@ const TRIGGER_COLUMNS: [&str; 16] = [
     "decision_time",
     "sent_time",
     "ack_time",
+    "ack_end_time",
+    "acked_pulses",
+    "status",
+    "device_flags",
+    "latency",
     "ground_truth_behavior",
 ];
 
@@ -413,7 +425,28 @@ impl TriggerTable {
             ack_time: column(
                 &t,
                 "ack_time",
-                "Host time of the device acknowledgement, in seconds (NaN if none)",
+                "Device time of the first rising edge, mapped to the session clock through the ping/pong clock fit, in seconds (NaN if not acknowledged)",
+            )?,
+            ack_end_time: column(
+                &t,
+                "ack_end_time",
+                "Device time of the last falling edge of the train, mapped to the session clock, in seconds (NaN if not acknowledged)",
+            )?,
+            acked_pulses: column(&t, "acked_pulses", "Pulses the device acknowledged")?,
+            status: column(
+                &t,
+                "status",
+                &format!("What became of the command: {}", TriggerStatus::LEGEND),
+            )?,
+            device_flags: column(
+                &t,
+                "device_flags",
+                "Acknowledgement flags OR-ed over the pulses (bit 0 cut at max-on, bit 1 cut by stop/replace/watchdog), or the NACK reason when status = 3",
+            )?,
+            latency: column(
+                &t,
+                "latency",
+                "End-to-end latency: frame capture to the device's rising edge (ack_time - frame_time), in seconds (NaN if not acknowledged)",
             )?,
             truth: column(
                 &t,
@@ -453,7 +486,14 @@ impl TriggerTable {
         } else {
             f64::NAN
         });
-        self.ack_time.push_one(f64::NAN);
+        let mapped = |ns: u64| if ns > 0 { clock.seconds(ns) } else { f64::NAN };
+        let ack = mapped(t.ack_rise_ns);
+        self.ack_time.push_one(ack);
+        self.ack_end_time.push_one(mapped(t.ack_fall_ns));
+        self.acked_pulses.push_one(t.acked_pulses);
+        self.status.push_one(t.status);
+        self.device_flags.push_one(t.flags);
+        self.latency.push_one(ack - clock.seconds(t.capture_ns));
         self.truth.push_one(t.truth);
         self.id.push_one(self.id.rows() as i64);
     }
@@ -480,6 +520,11 @@ impl TriggerTable {
         self.decision_time.write_pending()?;
         self.sent_time.write_pending()?;
         self.ack_time.write_pending()?;
+        self.ack_end_time.write_pending()?;
+        self.acked_pulses.write_pending()?;
+        self.status.write_pending()?;
+        self.device_flags.write_pending()?;
+        self.latency.write_pending()?;
         self.truth.write_pending()?;
         self.id.write_pending()
     }
