@@ -1,0 +1,1 @@
+//! Emulated stimulator (in progress).

@@ -1,0 +1,1 @@
+//! Firmata client codec (in progress).
