@@ -15,5 +15,6 @@ pub mod record;
 pub mod rules;
 pub mod source;
 pub mod stats;
+pub mod stim;
 #[cfg(test)]
 mod test_alloc;

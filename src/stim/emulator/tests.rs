@@ -1,0 +1,952 @@
+//! The emulator through its pty, spoken to with the codec as a host would. Synchronisation is by
+//! waiting for messages with timeouts, never by sleeping.
+
+use super::*;
+use crate::stim::codec::{msg_type, pulse_flag};
+use rand::Rng;
+use rand::SeedableRng;
+use rand_xoshiro::Xoshiro256PlusPlus;
+use std::collections::VecDeque;
+
+const WAIT: Duration = Duration::from_secs(3);
+
+struct Host {
+    port: TTYPort,
+    dec: FrameDecoder,
+    pending: VecDeque<Message>,
+    seq: u16,
+}
+
+impl Host {
+    fn open(path: &str) -> Self {
+        let mut port = serialport::new(path, 115_200)
+            .timeout(Duration::from_millis(10))
+            .open_native()
+            .unwrap_or_else(|e| panic!("opening {path}: {e}"));
+        port.write_all(&[0]).unwrap();
+        Self {
+            port,
+            dec: FrameDecoder::new(),
+            pending: VecDeque::new(),
+            seq: 0,
+        }
+    }
+
+    fn send(&mut self, m: Message) {
+        self.port.write_all(m.to_frame().as_bytes()).unwrap();
+    }
+
+    fn send_raw(&mut self, bytes: &[u8]) {
+        self.port.write_all(bytes).unwrap();
+    }
+
+    fn next_seq(&mut self) -> u16 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    /// The next message, or None after `timeout`.
+    fn recv(&mut self, timeout: Duration) -> Option<Message> {
+        let deadline = Instant::now() + timeout;
+        let mut buf = [0u8; 256];
+        loop {
+            if let Some(m) = self.pending.pop_front() {
+                return Some(m);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            match self.port.read(&mut buf) {
+                Ok(n) => {
+                    for r in self.dec.feed(&buf[..n]) {
+                        self.pending
+                            .push_back(r.unwrap_or_else(|e| panic!("host got a bad frame: {e}")));
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(e) => panic!("host read: {e}"),
+            }
+        }
+    }
+
+    /// Waits for the first message matching `pred`, skipping device heartbeats; any other
+    /// message skipped is returned too, for the test to check.
+    fn wait_for(&mut self, what: &str, pred: impl Fn(&Message) -> bool) -> (Message, Vec<Message>) {
+        let deadline = Instant::now() + WAIT;
+        let mut skipped = Vec::new();
+        while let Some(m) = self.recv(deadline.saturating_duration_since(Instant::now())) {
+            if pred(&m) {
+                return (m, skipped);
+            }
+            if !matches!(m, Message::DeviceHeartbeat { .. }) {
+                skipped.push(m);
+            }
+        }
+        panic!("timed out waiting for {what}; skipped {skipped:?}");
+    }
+
+    fn expect(&mut self, what: &str, pred: impl Fn(&Message) -> bool) -> Message {
+        let (m, skipped) = self.wait_for(what, pred);
+        assert!(skipped.is_empty(), "before {what}: unexpected {skipped:?}");
+        m
+    }
+
+    /// Sends a command with a fresh seq and returns the OK's device time (panics on NACK).
+    fn ok(&mut self, make: impl FnOnce(u16) -> Message) -> u64 {
+        let seq = self.next_seq();
+        let m = make(seq);
+        self.send(m);
+        match self.expect(
+            "OK or NACK",
+            |r| matches!(r, Message::Ok { seq: s, .. } | Message::Nack { seq: s, .. } if *s == seq),
+        ) {
+            Message::Ok { device_us, .. } => device_us,
+            other => panic!("{m:?} answered {other:?}"),
+        }
+    }
+
+    fn nack(&mut self, make: impl FnOnce(u16) -> Message) -> u8 {
+        let seq = self.next_seq();
+        let m = make(seq);
+        self.send(m);
+        match self.expect(
+            "NACK",
+            |r| matches!(r, Message::Ok { seq: s, .. } | Message::Nack { seq: s, .. } if *s == seq),
+        ) {
+            Message::Nack { reason, .. } => reason,
+            other => panic!("{m:?} answered {other:?}"),
+        }
+    }
+
+    fn pulse_dones(&mut self, seq: u16, n: usize) -> Vec<Message> {
+        (0..n)
+            .map(|i| {
+                self.expect(
+                    &format!("PULSE_DONE {i} of seq {seq}"),
+                    |m| matches!(m, Message::PulseDone { seq: s, .. } if *s == seq),
+                )
+            })
+            .collect()
+    }
+}
+
+fn start() -> (EmulatedStimulator, Host) {
+    let emu = EmulatedStimulator::start(EmulatorConfig::default()).unwrap();
+    let host = Host::open(emu.port_path());
+    (emu, host)
+}
+
+fn safety(
+    ch: u8,
+    max_on_us: u32,
+    duty: u16,
+    window_ms: u16,
+    watchdog_ms: u16,
+) -> impl FnOnce(u16) -> Message {
+    move |seq| Message::SetSafety {
+        seq,
+        channel: ch,
+        max_on_us,
+        max_duty_permille: duty,
+        duty_window_ms: window_ms,
+        watchdog_ms,
+    }
+}
+
+#[test]
+fn hello_gets_capabilities() {
+    let (emu, mut host) = start();
+    assert!(
+        emu.port_path().starts_with("/dev/pts/"),
+        "{}",
+        emu.port_path()
+    );
+    host.send(Message::Hello { protocol: 1 });
+    let caps = host.expect("CAPABILITIES", |m| {
+        matches!(m, Message::Capabilities { .. })
+    });
+    assert_eq!(
+        caps,
+        Message::Capabilities {
+            protocol: 1,
+            fw_major: 1,
+            fw_minor: 0,
+            fw_patch: 0,
+            channels: 2,
+            inputs: 1,
+            tick_ns: 1000,
+            board: *b"emulator",
+        }
+    );
+}
+
+#[test]
+fn ping_pong_on_the_device_clock() {
+    let cfg = EmulatorConfig {
+        clock_offset_us: Some(5_000_000_000),
+        drift_ppm: 100.0,
+        ..EmulatorConfig::default()
+    };
+    let emu = EmulatedStimulator::start(cfg).unwrap();
+    let mut host = Host::open(emu.port_path());
+    let clock = emu.clock().unwrap();
+    let mut last = 0;
+    for token in [7u32, 0, u32::MAX] {
+        let before = clock.at_monotonic_ns(crate::clock::monotonic_ns());
+        host.send(Message::Ping { token });
+        let pong = host.expect("PONG", |m| matches!(m, Message::Pong { .. }));
+        let after = clock.at_monotonic_ns(crate::clock::monotonic_ns());
+        let Message::Pong {
+            token: t,
+            device_us,
+        } = pong
+        else {
+            unreachable!()
+        };
+        assert_eq!(t, token);
+        assert!(
+            (before..=after).contains(&device_us),
+            "{before} <= {device_us} <= {after}"
+        );
+        assert!(device_us > last && device_us >= 5_000_000_000);
+        last = device_us;
+    }
+}
+
+#[test]
+fn pulse_train_edges_and_acknowledgements_agree() {
+    let (emu, mut host) = start();
+    let seq = host.next_seq();
+    let sent = Instant::now();
+    host.send(Message::Pulse {
+        seq,
+        channel: 0,
+        width_us: 10_000,
+        count: 5,
+        period_us: 50_000,
+    });
+    let dones = host.pulse_dones(seq, 5);
+    let elapsed = sent.elapsed();
+    let mut rises = Vec::new();
+    for (i, d) in dones.iter().enumerate() {
+        let Message::PulseDone {
+            channel,
+            index,
+            rise_us,
+            fall_us,
+            flags,
+            ..
+        } = *d
+        else {
+            unreachable!()
+        };
+        assert_eq!((channel, index as usize, flags), (0, i, 0));
+        assert_eq!(fall_us - rise_us, 10_000, "pulse {i} width");
+        rises.push(rise_us);
+    }
+    for (i, r) in rises.iter().enumerate() {
+        assert_eq!(r - rises[0], i as u64 * 50_000, "pulse {i} period");
+    }
+    // The edge log holds exactly the acknowledged edges.
+    let expected: Vec<Edge> = dones
+        .iter()
+        .flat_map(|d| {
+            let Message::PulseDone {
+                rise_us, fall_us, ..
+            } = *d
+            else {
+                unreachable!()
+            };
+            [
+                Edge {
+                    channel: 0,
+                    level: 1,
+                    device_us: rise_us,
+                },
+                Edge {
+                    channel: 0,
+                    level: 0,
+                    device_us: fall_us,
+                },
+            ]
+        })
+        .collect();
+    assert_eq!(emu.edges(), expected);
+    assert_eq!(emu.levels(), vec![0, 0]);
+    // It ran in real time: the last acknowledgement cannot come before the last falling edge
+    // (210 ms after the start, minus a millisecond of scheduling tolerance).
+    assert!(elapsed >= Duration::from_micros(209_000), "{elapsed:?}");
+}
+
+#[test]
+fn single_pulse_ignores_period_and_other_channel_is_independent() {
+    let (emu, mut host) = start();
+    let a = host.next_seq();
+    host.send(Message::Pulse {
+        seq: a,
+        channel: 1,
+        width_us: 1,
+        count: 1,
+        period_us: 0,
+    });
+    let b = host.next_seq();
+    host.send(Message::Pulse {
+        seq: b,
+        channel: 0,
+        width_us: 3_000,
+        count: 2,
+        period_us: 4_000,
+    });
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let (m, _) = host.wait_for("PULSE_DONE", |m| matches!(m, Message::PulseDone { .. }));
+        got.push(m);
+    }
+    let ch1: Vec<_> = got
+        .iter()
+        .filter(|m| matches!(m, Message::PulseDone { channel: 1, .. }))
+        .collect();
+    assert_eq!(ch1.len(), 1);
+    let Message::PulseDone {
+        rise_us,
+        fall_us,
+        seq,
+        ..
+    } = *ch1[0]
+    else {
+        unreachable!()
+    };
+    assert_eq!((seq, fall_us - rise_us), (a, 1));
+    let edges = emu.edges();
+    assert_eq!(edges.iter().filter(|e| e.channel == 0).count(), 4);
+    assert_eq!(edges.iter().filter(|e| e.channel == 1).count(), 2);
+    assert!(edges.windows(2).all(|w| w[0].device_us <= w[1].device_us));
+}
+
+#[test]
+fn replacing_pulse_and_stop_all_cut_the_running_pulse() {
+    let (emu, mut host) = start();
+    let a = host.next_seq();
+    host.send(Message::Pulse {
+        seq: a,
+        channel: 0,
+        width_us: 2_000_000,
+        count: 3,
+        period_us: 3_000_000,
+    });
+    // Wait until the first pulse is on (edge log), then replace the train.
+    let deadline = Instant::now() + WAIT;
+    while emu.levels()[0] == 0 {
+        assert!(Instant::now() < deadline, "pulse never started");
+        std::thread::yield_now();
+    }
+    let b = host.next_seq();
+    host.send(Message::Pulse {
+        seq: b,
+        channel: 0,
+        width_us: 1_000_000,
+        count: 1,
+        period_us: 0,
+    });
+    let Message::PulseDone {
+        index,
+        flags,
+        rise_us,
+        fall_us,
+        ..
+    } = host.expect("cut PULSE_DONE", |m| matches!(m, Message::PulseDone { .. }))
+    else {
+        unreachable!()
+    };
+    assert_eq!((index, flags), (0, pulse_flag::CANCELLED));
+    assert!(fall_us > rise_us && fall_us - rise_us < 2_000_000);
+    // The replacing train starts at the cut; STOP_ALL cuts it in turn (PULSE_DONE, then OK).
+    let stop_seq = host.next_seq();
+    host.send(Message::StopAll { seq: stop_seq });
+    let (ok, skipped) = host.wait_for("OK", |m| matches!(m, Message::Ok { .. }));
+    let Message::Ok {
+        seq: s,
+        device_us: stop_at,
+    } = ok
+    else {
+        unreachable!()
+    };
+    assert_eq!(s, stop_seq);
+    assert_eq!(
+        skipped,
+        vec![Message::PulseDone {
+            seq: b,
+            channel: 0,
+            index: 0,
+            rise_us: fall_us,
+            fall_us: stop_at,
+            flags: pulse_flag::CANCELLED
+        }]
+    );
+    let edges = emu.edges();
+    assert_eq!(edges.len(), 4, "{edges:?}");
+    assert_eq!(
+        edges[2],
+        Edge {
+            channel: 0,
+            level: 1,
+            device_us: fall_us
+        }
+    );
+    assert_eq!(
+        edges[3],
+        Edge {
+            channel: 0,
+            level: 0,
+            device_us: stop_at
+        }
+    );
+    assert_eq!(emu.levels(), vec![0, 0]);
+}
+
+#[test]
+fn set_level_holds_until_changed() {
+    let (emu, mut host) = start();
+    let on = host.ok(|seq| Message::SetLevel {
+        seq,
+        channel: 1,
+        level: 1,
+    });
+    assert_eq!(emu.levels(), vec![0, 1]);
+    // A second SET_LEVEL 1 makes no edge.
+    host.ok(|seq| Message::SetLevel {
+        seq,
+        channel: 1,
+        level: 1,
+    });
+    let off = host.ok(|seq| Message::SetLevel {
+        seq,
+        channel: 1,
+        level: 0,
+    });
+    assert_eq!(
+        emu.edges(),
+        vec![
+            Edge {
+                channel: 1,
+                level: 1,
+                device_us: on
+            },
+            Edge {
+                channel: 1,
+                level: 0,
+                device_us: off
+            }
+        ]
+    );
+}
+
+#[test]
+fn bad_arguments_are_nacked() {
+    let (emu, mut host) = start();
+    let pulse = |channel, width_us, count, period_us| {
+        move |seq| Message::Pulse {
+            seq,
+            channel,
+            width_us,
+            count,
+            period_us,
+        }
+    };
+    assert_eq!(host.nack(pulse(2, 10, 1, 0)), nack::BAD_CHANNEL);
+    assert_eq!(host.nack(pulse(0, 0, 1, 0)), nack::BAD_ARGUMENT);
+    assert_eq!(host.nack(pulse(0, 10, 0, 100)), nack::BAD_ARGUMENT);
+    assert_eq!(host.nack(pulse(0, 10, 2, 10)), nack::BAD_ARGUMENT);
+    assert_eq!(
+        host.nack(|seq| Message::SetLevel {
+            seq,
+            channel: 0,
+            level: 2
+        }),
+        nack::BAD_ARGUMENT
+    );
+    assert_eq!(
+        host.nack(|seq| Message::SetLevel {
+            seq,
+            channel: 9,
+            level: 1
+        }),
+        nack::BAD_CHANNEL
+    );
+    assert_eq!(host.nack(safety(0, 0, 0, 1000, 0)), nack::BAD_ARGUMENT);
+    assert_eq!(host.nack(safety(0, 0, 1001, 1000, 0)), nack::BAD_ARGUMENT);
+    assert_eq!(host.nack(safety(5, 0, 1000, 0, 0)), nack::BAD_CHANNEL);
+    assert!(emu.edges().is_empty());
+}
+
+#[test]
+fn watchdog_cuts_outputs_latches_and_blocks_until_cleared() {
+    let (emu, mut host) = start();
+    host.ok(safety(0, 0, 1000, 0, 100));
+    let on = host.ok(|seq| Message::SetLevel {
+        seq,
+        channel: 0,
+        level: 1,
+    });
+    let a = host.next_seq();
+    host.send(Message::Pulse {
+        seq: a,
+        channel: 1,
+        width_us: 5_000_000,
+        count: 1,
+        period_us: 0,
+    });
+    // Now the host falls silent.
+    let (fault_msg, skipped) =
+        host.wait_for("watchdog FAULT", |m| matches!(m, Message::Fault { .. }));
+    let Message::Fault {
+        code,
+        detail,
+        device_us,
+        ..
+    } = fault_msg
+    else {
+        unreachable!()
+    };
+    assert_eq!((code, detail), (fault::WATCHDOG, 100));
+    // The PULSE on channel 1 was the last valid frame.
+    let Some(&Message::PulseDone {
+        flags,
+        rise_us,
+        fall_us,
+        ..
+    }) = skipped.first()
+    else {
+        panic!("no PULSE_DONE for the cut pulse: {skipped:?}")
+    };
+    assert_eq!(flags, pulse_flag::CANCELLED);
+    assert_eq!(fall_us, device_us);
+    assert_eq!(
+        device_us - rise_us,
+        100_000,
+        "cut exactly watchdog_ms after the last frame"
+    );
+    assert!(rise_us >= on);
+    assert_eq!(emu.levels(), vec![0, 0]);
+    assert!(
+        emu.edges()
+            .iter()
+            .filter(|e| e.level == 0)
+            .all(|e| e.device_us == device_us)
+    );
+    assert_eq!(emu.faults() & fault_bit::WATCHDOG, fault_bit::WATCHDOG);
+    // Reported in the heartbeat.
+    let hb = host.expect("HEARTBEAT", |m| {
+        matches!(m, Message::DeviceHeartbeat { .. })
+    });
+    assert!(
+        matches!(hb, Message::DeviceHeartbeat { faults, .. } if faults & fault_bit::WATCHDOG != 0)
+    );
+    // Latched: PULSE and SET_LEVEL 1 are refused, SET_LEVEL 0 is fine.
+    assert_eq!(
+        host.nack(|seq| Message::Pulse {
+            seq,
+            channel: 0,
+            width_us: 10,
+            count: 1,
+            period_us: 0
+        }),
+        nack::FAULT_LATCHED
+    );
+    assert_eq!(
+        host.nack(|seq| Message::SetLevel {
+            seq,
+            channel: 0,
+            level: 1
+        }),
+        nack::FAULT_LATCHED
+    );
+    host.ok(|seq| Message::SetLevel {
+        seq,
+        channel: 0,
+        level: 0,
+    });
+    host.ok(|seq| Message::ClearFaults { seq });
+    assert_eq!(emu.faults(), 0);
+    host.ok(safety(0, 0, 1000, 0, 0));
+    host.ok(|seq| Message::SetLevel {
+        seq,
+        channel: 0,
+        level: 1,
+    });
+}
+
+#[test]
+fn heartbeats_keep_the_watchdog_fed() {
+    let (emu, mut host) = start();
+    host.ok(safety(0, 0, 1000, 0, 200));
+    host.ok(|seq| Message::SetLevel {
+        seq,
+        channel: 0,
+        level: 1,
+    });
+    // Feed with host HEARTBEATs every ~50 ms (paced by waiting for device messages) for more
+    // than three watchdog periods.
+    let until = emu.device_us() + 700_000;
+    while emu.device_us() < until {
+        host.send(Message::HostHeartbeat);
+        if let Some(m) = host.recv(Duration::from_millis(50)) {
+            assert!(matches!(m, Message::DeviceHeartbeat { .. }), "{m:?}");
+        }
+    }
+    assert_eq!(emu.faults(), 0, "watchdog fired while fed");
+    assert_eq!(emu.levels(), vec![1, 0]);
+}
+
+#[test]
+fn max_on_cuts_pulses_and_levels() {
+    let (emu, mut host) = start();
+    host.ok(safety(1, 2_000, 1000, 0, 0));
+    let seq = host.next_seq();
+    host.send(Message::Pulse {
+        seq,
+        channel: 1,
+        width_us: 5_000,
+        count: 2,
+        period_us: 10_000,
+    });
+    for i in 0..2u16 {
+        let Message::PulseDone {
+            index,
+            rise_us,
+            fall_us,
+            flags,
+            ..
+        } = host.expect("PULSE_DONE", |m| matches!(m, Message::PulseDone { .. }))
+        else {
+            unreachable!()
+        };
+        assert_eq!(
+            (index, flags, fall_us - rise_us),
+            (i, pulse_flag::MAX_ON_CUT, 2_000)
+        );
+        let f = host.expect("FAULT", |m| matches!(m, Message::Fault { .. }));
+        assert_eq!(
+            f,
+            Message::Fault {
+                code: fault::MAX_ON,
+                channel: 1,
+                device_us: fall_us,
+                detail: 2_000
+            }
+        );
+    }
+    assert_eq!(emu.faults(), fault_bit::MAX_ON);
+    // Not blocking: a level is accepted, and cut in turn.
+    let on = host.ok(|seq| Message::SetLevel {
+        seq,
+        channel: 1,
+        level: 1,
+    });
+    let f = host.expect("FAULT", |m| matches!(m, Message::Fault { .. }));
+    assert_eq!(
+        f,
+        Message::Fault {
+            code: fault::MAX_ON,
+            channel: 1,
+            device_us: on + 2_000,
+            detail: 2_000
+        }
+    );
+    assert_eq!(emu.levels(), vec![0, 0]);
+    let hb = host.expect("HEARTBEAT", |m| {
+        matches!(m, Message::DeviceHeartbeat { .. })
+    });
+    assert!(matches!(
+        hb,
+        Message::DeviceHeartbeat {
+            faults: fault_bit::MAX_ON,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn duty_cycle_cap_refuses_trains_and_skips_pulses() {
+    let (emu, mut host) = start();
+    // 10 % of a 1 s window: 100 ms of on time.
+    host.ok(safety(0, 0, 100, 1000, 0));
+    let too_much = |seq| Message::Pulse {
+        seq,
+        channel: 0,
+        width_us: 50_000,
+        count: 3,
+        period_us: 100_000,
+    };
+    assert_eq!(host.nack(too_much), nack::DUTY_CYCLE);
+    assert!(emu.edges().is_empty(), "nothing started");
+    // Exactly at the cap is allowed.
+    let seq = host.next_seq();
+    host.send(Message::Pulse {
+        seq,
+        channel: 0,
+        width_us: 20_000,
+        count: 5,
+        period_us: 30_000,
+    });
+    host.pulse_dones(seq, 5);
+    // The window still holds 100 ms: any more is refused.
+    assert_eq!(
+        host.nack(|seq| Message::Pulse {
+            seq,
+            channel: 0,
+            width_us: 1_000,
+            count: 1,
+            period_us: 0
+        }),
+        nack::DUTY_CYCLE
+    );
+    // Channel 1 has no cap.
+    let seq1 = host.next_seq();
+    host.send(Message::Pulse {
+        seq: seq1,
+        channel: 1,
+        width_us: 200_000,
+        count: 1,
+        period_us: 0,
+    });
+    host.pulse_dones(seq1, 1);
+
+    // A running train whose cap is lowered mid-way has its pulses skipped.
+    host.ok(safety(1, 0, 500, 1000, 0));
+    let seq2 = host.next_seq();
+    host.send(Message::Pulse {
+        seq: seq2,
+        channel: 1,
+        width_us: 10_000,
+        count: 4,
+        period_us: 100_000,
+    });
+    host.pulse_dones(seq2, 1);
+    host.ok(safety(1, 0, 1, 1000, 0)); // 1 ms per second
+    let mut details = Vec::new();
+    for _ in 0..3 {
+        let (m, _) = host.wait_for("duty FAULT", |m| matches!(m, Message::Fault { .. }));
+        let Message::Fault {
+            code,
+            channel,
+            detail,
+            ..
+        } = m
+        else {
+            unreachable!()
+        };
+        assert_eq!((code, channel), (fault::DUTY_CAP, 1));
+        details.push(detail);
+    }
+    assert_eq!(details, vec![1, 2, 3]);
+    assert_eq!(emu.faults(), fault_bit::DUTY_CAP);
+    // Not blocking: a level still works.
+    host.ok(|seq| Message::SetLevel {
+        seq,
+        channel: 1,
+        level: 1,
+    });
+}
+
+#[test]
+fn garbage_and_bad_frames_are_counted_and_answered() {
+    let (emu, mut host) = start();
+    host.send_raw(b"AT\r\n\x00"); // a modem probe: one bad frame
+    host.send_raw(&[0x55; 100]); // overflow
+    host.send_raw(&[0]);
+    let f = host.expect("overflow FAULT", |m| matches!(m, Message::Fault { .. }));
+    assert!(
+        matches!(
+            f,
+            Message::Fault {
+                code: fault::RX_OVERFLOW,
+                detail: 100,
+                ..
+            }
+        ),
+        "{f:?}"
+    );
+    // Unknown type and bad length (valid CRC) are NACKed, not counted.
+    let mut buf = [0u8; 70];
+    let n = crate::stim::codec::encode_frame(&[0x7E, 0x34, 0x12], &mut buf);
+    host.send_raw(&buf[..n]);
+    assert_eq!(
+        host.expect("NACK", |m| matches!(m, Message::Nack { .. })),
+        Message::Nack {
+            seq: 0x1234,
+            reason: nack::UNKNOWN_TYPE
+        }
+    );
+    let n = crate::stim::codec::encode_frame(&[msg_type::PULSE, 0x78, 0x56, 0], &mut buf);
+    host.send_raw(&buf[..n]);
+    assert_eq!(
+        host.expect("NACK", |m| matches!(m, Message::Nack { .. })),
+        Message::Nack {
+            seq: 0x5678,
+            reason: nack::BAD_LENGTH
+        }
+    );
+    // A device → host type sent to the device is unknown to it.
+    host.send(Message::Ok {
+        seq: 3,
+        device_us: 0,
+    });
+    assert_eq!(
+        host.expect("NACK", |m| matches!(m, Message::Nack { .. })),
+        Message::Nack {
+            seq: 3,
+            reason: nack::UNKNOWN_TYPE
+        }
+    );
+    let hb = host.expect("HEARTBEAT", |m| {
+        matches!(m, Message::DeviceHeartbeat { .. })
+    });
+    assert!(
+        matches!(
+            hb,
+            Message::DeviceHeartbeat {
+                rx_errors: 2,
+                faults: fault_bit::RX_OVERFLOW,
+                ..
+            }
+        ),
+        "{hb:?}"
+    );
+    assert_eq!(emu.rx_errors(), 2);
+    // Random garbage never upsets it: it still answers.
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+    let junk: Vec<u8> = (0..5000).map(|_| rng.random()).collect();
+    host.send_raw(&junk);
+    host.send_raw(&[0]);
+    host.send(Message::Ping { token: 99 });
+    host.wait_for("PONG", |m| matches!(m, Message::Pong { token: 99, .. }));
+    assert!(emu.rx_errors() > 2);
+}
+
+#[test]
+fn heartbeats_every_250_ms_of_device_time() {
+    let (_emu, mut host) = start();
+    let mut times = Vec::new();
+    while times.len() < 3 {
+        if let Message::DeviceHeartbeat { device_us, .. } = host.recv(WAIT).expect("no heartbeat") {
+            times.push(device_us);
+        }
+    }
+    assert_eq!(times[1] - times[0], HEARTBEAT_PERIOD_US);
+    assert_eq!(times[2] - times[1], HEARTBEAT_PERIOD_US);
+}
+
+#[test]
+fn input_edges_become_input_events() {
+    let (emu, mut host) = start();
+    let before = emu.device_us();
+    emu.set_input(0, true).unwrap();
+    emu.set_input(0, true).unwrap(); // no edge
+    emu.set_input(0, false).unwrap();
+    let a = host.expect("INPUT_EVENT", |m| matches!(m, Message::InputEvent { .. }));
+    let b = host.expect("INPUT_EVENT", |m| matches!(m, Message::InputEvent { .. }));
+    let (
+        Message::InputEvent {
+            level: 1,
+            count: 1,
+            device_us: ta,
+            ..
+        },
+        Message::InputEvent {
+            level: 0,
+            count: 2,
+            device_us: tb,
+            ..
+        },
+    ) = (a, b)
+    else {
+        panic!("{a:?} {b:?}")
+    };
+    assert!(before <= ta && ta <= tb);
+    assert!(matches!(
+        emu.set_input(1, true),
+        Err(EmulatorError::NoSuchInput { .. })
+    ));
+}
+
+#[test]
+fn stop_removes_the_port_and_restart_reappears_under_the_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttySTIM0");
+    let mut emu = EmulatedStimulator::start(EmulatorConfig {
+        link: Some(link.clone()),
+        ..EmulatorConfig::default()
+    })
+    .unwrap();
+    let first = emu.port_path().to_string();
+    assert_eq!(std::fs::read_link(&link).unwrap(), Path::new(&first));
+    let mut host = Host::open(link.to_str().unwrap());
+    host.ok(|seq| Message::SetLevel {
+        seq,
+        channel: 0,
+        level: 1,
+    });
+
+    emu.restart().unwrap();
+    // The old port is gone for the host: its reads fail (hang-up) instead of timing out.
+    let mut buf = [0u8; 64];
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match host.port.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Ok(_) => {}
+            Err(_) => break,
+        }
+        assert!(Instant::now() < deadline, "the old port never hung up");
+    }
+    drop(host);
+    // A fresh device: outputs off, no edges, same link.
+    assert_eq!(emu.levels(), vec![0, 0]);
+    assert!(emu.edges().is_empty());
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        Path::new(emu.port_path())
+    );
+    let mut host = Host::open(link.to_str().unwrap());
+    host.send(Message::Hello { protocol: 1 });
+    host.wait_for("CAPABILITIES", |m| {
+        matches!(m, Message::Capabilities { .. })
+    });
+    drop(host);
+
+    let path = emu.port_path().to_string();
+    emu.stop();
+    assert!(!Path::new(&path).exists(), "{path} still exists");
+    assert!(
+        std::fs::symlink_metadata(&link).is_err(),
+        "link not removed"
+    );
+}
+
+#[test]
+fn max_window_on_time_matches_brute_force() {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+    for _ in 0..500 {
+        let mut t = 0u64;
+        let mut iv = Vec::new();
+        for _ in 0..rng.random_range(0..12) {
+            t += rng.random_range(0..50);
+            let w = rng.random_range(1..40);
+            iv.push((t, t + w));
+            t += w;
+        }
+        let window = rng.random_range(1..120);
+        let fast = max_window_on_time(iv.iter().copied(), window);
+        let end = t + window;
+        let brute = (0..=end)
+            .map(|s| {
+                iv.iter()
+                    .map(|&(r, f)| f.min(s + window).saturating_sub(r.max(s)))
+                    .sum::<u64>()
+            })
+            .max()
+            .unwrap_or(0);
+        assert_eq!(fast, brute, "{iv:?} window {window}");
+    }
+}
