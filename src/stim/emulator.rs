@@ -324,6 +324,13 @@ impl EmulatedStimulator {
             .map_or_else(Vec::new, |r| lock(&r.shared).edges.clone())
     }
 
+    /// Removes and returns the edges logged so far (for long runs, to bound the log).
+    pub fn take_edges(&self) -> Vec<Edge> {
+        self.running
+            .as_ref()
+            .map_or_else(Vec::new, |r| std::mem::take(&mut lock(&r.shared).edges))
+    }
+
     /// Current output levels, one per channel (1 = on).
     pub fn levels(&self) -> Vec<u8> {
         self.running
