@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 
 use super::decide::{RuleInput, RulesReport, RulesWorker};
 use super::mailbox::Mailbox;
-use super::trigger_sink::TriggerSink;
+use super::outputs::{OutputReport, OutputThreads, start_outputs};
 use super::workers::{
     ModelWorker, Outlet, SignalWorker, Waker, WorkerInput, WorkerOutlets, WorkerStats,
     WorkerTimings,
@@ -28,8 +28,6 @@ use crate::rules::{RuleSet, VariableTable};
 const OUTPUT_RING: usize = 512;
 /// Device frames lost in a row after which ROI baselines restart.
 const SIGNAL_RESET_GAP_FRAMES: u64 = 15;
-/// Trigger commands that may queue towards the stimulator link and the recorder.
-const TRIGGER_RING: usize = 256;
 
 /// A problem with the closed-loop part of a config, with the key it concerns.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +74,7 @@ pub struct ClosedLoopPlan {
     pub producers: Vec<Producer>,
     variables: VariableTable,
     rules: Option<RuleSet>,
+    outputs: Vec<crate::config::OutputConfig>,
 }
 
 fn plan_err(key: impl Into<String>, message: impl Into<String>) -> PlanError {
@@ -253,10 +252,44 @@ impl ClosedLoopPlan {
                     .map_err(|e| plan_err(e.key_path().to_string(), e.to_string()))?,
             )
         };
+        for (i, o) in config.output.iter().enumerate() {
+            let at = format!("output[{i}]");
+            if config.output[..i].iter().any(|p| p.name == o.name) {
+                return Err(plan_err(
+                    format!("{at}.name"),
+                    format!("{at}: name `{}` is used twice", o.name),
+                ));
+            }
+            if o.protocol == crate::config::output::OutputProtocol::Firmata {
+                return Err(plan_err(
+                    format!("{at}.protocol"),
+                    format!(
+                        "{at} \"{}\": the Firmata link is not in this version yet (its codec is); use protocol = \"behavd\"",
+                        o.name
+                    ),
+                ));
+            }
+            let l = &o.limits;
+            if !(l.max_on_ms > 0.0
+                && l.max_duty > 0.0
+                && l.max_duty <= 1.0
+                && l.duty_window_s > 0.0
+                && l.refractory_s >= 0.0)
+            {
+                return Err(plan_err(
+                    format!("{at}.limits"),
+                    format!(
+                        "{at} \"{}\": limits need max_on_ms > 0, 0 < max_duty ≤ 1, duty_window_s > 0, refractory_s ≥ 0",
+                        o.name
+                    ),
+                ));
+            }
+        }
         Ok(Self {
             producers,
             variables,
             rules,
+            outputs: config.output.clone(),
         })
     }
 
@@ -288,14 +321,11 @@ pub struct ProducerStats {
 pub struct ClosedLoop {
     stop_workers: Arc<AtomicBool>,
     stop_rules: Arc<AtomicBool>,
-    stop_sink: Arc<AtomicBool>,
     workers: Vec<(String, JoinHandle<WorkerTimings>)>,
     rules: Option<JoinHandle<RulesReport>>,
-    sink: Option<JoinHandle<(u64, u64)>>,
+    outputs: Option<OutputThreads>,
     /// Per producer, in plan order.
     pub stats: Vec<ProducerStats>,
-    /// Triggers handed to the stimulator link so far.
-    pub triggers_sent: Arc<AtomicU64>,
     mailboxes: Vec<Option<Arc<Mailbox>>>,
 }
 
@@ -315,6 +345,8 @@ pub struct LoopReport {
     pub rules: Option<RulesReport>,
     /// Triggers handed to the stimulator link.
     pub triggers_sent: u64,
+    /// Per output: link counters, clock fit, latencies.
+    pub outputs: Vec<OutputReport>,
 }
 
 impl ClosedLoop {
@@ -339,7 +371,6 @@ impl ClosedLoop {
     ) -> Result<(Self, LoopRecording)> {
         let stop_workers = Arc::new(AtomicBool::new(false));
         let stop_rules = Arc::new(AtomicBool::new(false));
-        let stop_sink = Arc::new(AtomicBool::new(false));
         let n = plan.producers.len();
         let mut by_index: Vec<Option<Arc<Mailbox>>> = vec![None; n];
         for (i, m) in mailboxes {
@@ -452,12 +483,8 @@ impl ClosedLoop {
             .context("cannot start an inference thread")?;
             workers.push((name, handle));
         }
-        let (mut rules_handle, mut sink_handle, mut triggers) = (None, None, None);
-        let triggers_sent = Arc::new(AtomicU64::new(0));
+        let (mut rules_handle, mut output_threads, mut triggers) = (None, None, None);
         if let Some(rules) = plan.rules {
-            let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(TRIGGER_RING);
-            let (rec_tx, rec_rx) = rtrb::RingBuffer::new(TRIGGER_RING);
-            let sink_waker = Arc::new(Waker::default());
             let rule_rows = (0..rules.len())
                 .map(|r| RuleRow {
                     name: rules.name(r).to_string(),
@@ -465,17 +492,18 @@ impl ClosedLoop {
                 })
                 .collect();
             let output_names = rules.output_names().to_vec();
+            let (threads, outlets, records) = start_outputs(&output_names, &plan.outputs)?;
+            output_threads = Some(threads);
             triggers = Some(TriggerSetup {
                 rules: rule_rows,
-                outputs: output_names.clone(),
-                records: rec_rx,
+                outputs: output_names,
+                records,
             });
             let worker = RulesWorker {
                 slot_count: plan.variables.slot_count(),
                 rules,
                 inputs: rule_inputs,
-                triggers: cmd_tx,
-                link: Arc::clone(&sink_waker),
+                outputs: outlets,
                 waker: rules_waker,
                 stop: Arc::clone(&stop_rules),
             };
@@ -485,38 +513,29 @@ impl ClosedLoop {
                     .spawn(move || worker.run())
                     .context("cannot start the rules thread")?,
             );
-            let sink = TriggerSink {
-                commands: cmd_rx,
-                recorder: rec_tx,
-                waker: sink_waker,
-                outputs: output_names,
-                stop: Arc::clone(&stop_sink),
-                sent: Arc::clone(&triggers_sent),
-            };
-            sink_handle = Some(
-                std::thread::Builder::new()
-                    .name("stim-sink".into())
-                    .spawn(move || sink.run())
-                    .context("cannot start the trigger sink")?,
-            );
         }
         Ok((
             Self {
                 stop_workers,
                 stop_rules,
-                stop_sink,
                 workers,
                 rules: rules_handle,
-                sink: sink_handle,
+                outputs: output_threads,
                 stats,
-                triggers_sent,
                 mailboxes: by_index,
             },
             LoopRecording { outputs, triggers },
         ))
     }
 
-    /// Stops the producers, then the rules (after draining), then the sink; returns the report.
+    /// Triggers handed to an output so far.
+    pub fn triggers_sent(&self) -> u64 {
+        self.outputs
+            .as_ref()
+            .map_or(0, |o| o.sent.load(Ordering::Relaxed))
+    }
+
+    /// Stops the producers, then the rules (after draining), then the outputs; returns the report.
     /// Call after the capture threads have stopped.
     pub fn stop(self) -> LoopReport {
         self.stop_workers.store(true, Ordering::Release);
@@ -534,15 +553,18 @@ impl ClosedLoop {
         }
         self.stop_rules.store(true, Ordering::Release);
         let rules = self.rules.and_then(|h| h.join().ok());
-        self.stop_sink.store(true, Ordering::Release);
-        let triggers_sent = self
-            .sink
-            .and_then(|h| h.join().ok())
-            .map_or(0, |(sent, _)| sent);
+        let (triggers_sent, outputs) = match self.outputs {
+            Some(o) => {
+                let sent = o.sent.load(Ordering::Relaxed);
+                (sent, o.stop())
+            }
+            None => (0, Vec::new()),
+        };
         LoopReport {
             producers,
             rules,
             triggers_sent,
+            outputs,
         }
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use super::outputs::TriggerOutlet;
 use super::workers::Waker;
 use crate::clock::monotonic_ns;
 use crate::frame::Behavior;
@@ -77,10 +78,8 @@ pub struct RulesWorker {
     pub inputs: Vec<RuleInput>,
     /// Total variable slots.
     pub slot_count: usize,
-    /// Towards the stimulator link.
-    pub triggers: rtrb::Producer<TriggerRecord>,
-    /// Wakes the stimulator link.
-    pub link: Arc<Waker>,
+    /// Towards each output, indexed by the trigger's output id.
+    pub outputs: Vec<TriggerOutlet>,
     /// This thread's waker (producers wake it).
     pub waker: Arc<Waker>,
     /// Set to stop (after the producers have stopped: the rings are drained first).
@@ -133,8 +132,7 @@ impl RulesWorker {
                             }
                         }
                     }
-                    let triggers = &mut self.triggers;
-                    let link = &self.link;
+                    let outputs = &mut self.outputs;
                     let report = &mut report;
                     let scores = &mut scores;
                     let expect = &expect;
@@ -180,10 +178,15 @@ impl RulesWorker {
                                 truth: record.truth,
                                 ..TriggerRecord::default()
                             };
-                            if triggers.push(trigger).is_err() {
-                                report.triggers_lost += 1;
+                            match outputs.get_mut(trigger.output as usize) {
+                                Some(out) => {
+                                    if out.ring.push(trigger).is_err() {
+                                        report.triggers_lost += 1;
+                                    }
+                                    out.wake.wake();
+                                }
+                                None => report.triggers_lost += 1,
                             }
-                            link.wake();
                         });
                 }
             }

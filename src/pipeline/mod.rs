@@ -6,6 +6,7 @@ pub mod closed_loop;
 mod counter;
 pub mod decide;
 pub mod mailbox;
+pub mod outputs;
 mod session;
 pub mod summary;
 pub mod trigger_sink;

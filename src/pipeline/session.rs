@@ -203,7 +203,7 @@ impl RunningSession {
 
     /// Triggers decided and handed to the stimulator link so far.
     pub fn live_triggers(&self) -> u64 {
-        self.closed_loop.triggers_sent.load(Ordering::Relaxed)
+        self.closed_loop.triggers_sent()
     }
 
     /// Stream names and their live counters, in config order.

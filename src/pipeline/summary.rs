@@ -95,6 +95,37 @@ pub struct RuleSummary {
     pub bouts: u64,
 }
 
+/// One stimulator output.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputSummary {
+    /// Output name.
+    pub name: String,
+    /// Port (or "logging sink").
+    pub port: String,
+    /// Commands written to the port.
+    pub sent: u64,
+    /// Trains fully acknowledged by the device.
+    pub acked: u64,
+    /// Commands refused by the device.
+    pub nacked: u64,
+    /// Commands refused by behavd's limits.
+    pub blocked: u64,
+    /// Commands that met a down link.
+    pub link_down: u64,
+    /// (Re)connections.
+    pub connects: u64,
+    /// Faults the device reported.
+    pub faults: u64,
+    /// Device frames dropped for framing/CRC errors.
+    pub frames_bad: u64,
+    /// Device clock fit: RMS residual, µs (None if never fitted).
+    pub sync_residual_us: Option<f64>,
+    /// Rule decision → command written to the port.
+    pub decision_to_write: Percentiles,
+    /// Rule decision → the device's rising edge (device clock mapped to the host).
+    pub decision_to_edge: Percentiles,
+}
+
 /// The closed loop's summary.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LoopSummary {
@@ -110,6 +141,8 @@ pub struct LoopSummary {
     pub capture_to_decision: Percentiles,
     /// The daemon's own overhead per trigger: preprocessing + (decision − inference end).
     pub overhead: Percentiles,
+    /// Stimulator outputs.
+    pub outputs: Vec<OutputSummary>,
 }
 
 /// Builds the summary from the threads' reports and the recorder's.
@@ -138,7 +171,38 @@ pub fn loop_summary(
             }
         })
         .collect();
+    let outputs = report
+        .outputs
+        .iter()
+        .map(|o| {
+            let get = |f: fn(&crate::stim::link::LinkStats) -> &std::sync::atomic::AtomicU64| {
+                o.stats
+                    .as_ref()
+                    .map_or(0, |s| f(s).load(std::sync::atomic::Ordering::Relaxed))
+            };
+            OutputSummary {
+                name: o.name.clone(),
+                port: o.port.clone(),
+                sent: get(|s| &s.sent),
+                acked: get(|s| &s.acked),
+                nacked: get(|s| &s.nacked),
+                blocked: get(|s| &s.blocked),
+                link_down: get(|s| &s.link_down),
+                connects: get(|s| &s.connects),
+                faults: get(|s| &s.faults),
+                frames_bad: get(|s| &s.frames_bad),
+                sync_residual_us: o.link.as_ref().and_then(|l| l.fit.map(|f| f.residual_us)),
+                decision_to_write: o.link.as_ref().map_or_else(Percentiles::default, |l| {
+                    Percentiles::of(&l.decision_to_write)
+                }),
+                decision_to_edge: o.link.as_ref().map_or_else(Percentiles::default, |l| {
+                    Percentiles::of(&l.decision_to_edge)
+                }),
+            }
+        })
+        .collect();
     let mut summary = LoopSummary {
+        outputs,
         producers,
         triggers_sent: report.triggers_sent,
         triggers_in_file: recording.trigger_rows,
@@ -194,6 +258,23 @@ impl LoopSummary {
                 r.true_positives + r.false_positives,
                 ratio(r.recall),
                 r.bouts
+            ));
+        }
+        for o in &self.outputs {
+            out.push_str(&format!(
+                "output {} ({}): {} sent, {} acknowledged, {} refused, {} blocked by limits, {} while the link was down, {} connects, {} faults; decision→serial write {}; decision→device edge {}; clock-sync residual {}.\n",
+                o.name,
+                o.port,
+                o.sent,
+                o.acked,
+                o.nacked,
+                o.blocked,
+                o.link_down,
+                o.connects,
+                o.faults,
+                o.decision_to_write,
+                o.decision_to_edge,
+                o.sync_residual_us.map_or("n/a".into(), |r| format!("{r:.1} µs"))
             ));
         }
         if !self.rules.is_empty() {

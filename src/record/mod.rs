@@ -65,8 +65,8 @@ pub struct TriggerSetup {
     pub rules: Vec<loop_records::RuleRow>,
     /// Stimulator output names.
     pub outputs: Vec<String>,
-    /// The triggers.
-    pub records: rtrb::Consumer<loop_records::TriggerRecord>,
+    /// The triggers, one ring per output.
+    pub records: Vec<rtrb::Consumer<loop_records::TriggerRecord>>,
 }
 
 /// One stream as the recorder sees it.

@@ -84,7 +84,7 @@ struct Session {
     early: Vec<Vec<Option<CompressedChunk>>>,
     spare_buffers: Vec<Vec<u8>>,
     outputs: Vec<(OutputSetup, OutputWriter)>,
-    triggers: Option<(rtrb::Consumer<TriggerRecord>, TriggerTable)>,
+    triggers: Option<(Vec<rtrb::Consumer<TriggerRecord>>, TriggerTable)>,
 }
 
 fn run(
@@ -329,10 +329,12 @@ impl Session {
                 progressed = true;
             }
         }
-        if let Some((ring, table)) = &mut self.triggers {
-            while let Ok(t) = ring.pop() {
-                table.push(&t, &self.clock);
-                progressed = true;
+        if let Some((rings, table)) = &mut self.triggers {
+            for ring in rings {
+                while let Ok(t) = ring.pop() {
+                    table.push(&t, &self.clock);
+                    progressed = true;
+                }
             }
         }
         progressed
@@ -366,14 +368,13 @@ impl Session {
     }
 
     fn all_drained(&self) -> bool {
-        let loop_drained = self
-            .outputs
-            .iter()
-            .all(|(s, _)| s.records.is_abandoned() && s.records.is_empty())
-            && self
-                .triggers
-                .as_ref()
-                .is_none_or(|(r, _)| r.is_abandoned() && r.is_empty());
+        let loop_drained =
+            self.outputs
+                .iter()
+                .all(|(s, _)| s.records.is_abandoned() && s.records.is_empty())
+                && self.triggers.as_ref().is_none_or(|(rings, _)| {
+                    rings.iter().all(|r| r.is_abandoned() && r.is_empty())
+                });
         loop_drained
             && self.streams.iter().enumerate().all(|(i, s)| {
                 s.frames.is_abandoned()

@@ -10,3 +10,5 @@
 pub mod codec;
 pub mod emulator;
 pub mod firmata;
+pub mod link;
+pub mod ports;

@@ -1,0 +1,587 @@
+//! The serial link to one stimulator (behavd protocol v1) on its own thread.
+//!
+//! It waits in `poll(2)` on the port and on an eventfd that the rules thread signals when a
+//! trigger command is queued, so a command is written the moment it leaves the rules ring.
+//! Before anything reaches the wire the daemon-side limits (maximum on time, duty cycle,
+//! per-channel refractory period) are applied. Acknowledgements (`PULSE_DONE`) are matched to
+//! their command by sequence number; device edge times are mapped to the host clock through a
+//! continuously refitted ping/pong clock fit. When the port vanishes (USB unplug, emulator
+//! restart) the link reconnects with backoff, re-sends the safety configuration and clears
+//! latched faults; commands arriving meanwhile are recorded as not sent. Nothing here
+//! allocates per command.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::codec::{FrameDecoder, Message};
+use crate::clock::device_fit::{DeviceClockFit, SyncSample};
+use crate::clock::monotonic_ns;
+use crate::config::output::OutputLimits;
+use crate::record::loop_records::{TriggerRecord, TriggerStatus};
+
+/// Time between pings (clock sync).
+const PING_INTERVAL_NS: u64 = 250_000_000;
+/// How long to wait for CAPABILITIES after HELLO.
+const HELLO_TIMEOUT_NS: u64 = 2_000_000_000;
+/// A sent train with no final acknowledgement this long after its expected end is recorded as
+/// unacknowledged.
+const ACK_GRACE_NS: u64 = 1_000_000_000;
+/// Commands in flight at once (sequence-number window).
+const IN_FLIGHT: usize = 64;
+
+/// An eventfd other threads write to wake the link thread.
+#[derive(Debug)]
+pub struct LinkWaker {
+    fd: RawFd,
+}
+
+impl LinkWaker {
+    /// Creates the eventfd.
+    pub fn new() -> std::io::Result<Self> {
+        // SAFETY: plain syscall; the fd is owned by the returned value.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Self { fd })
+    }
+
+    /// Wakes the link thread (one syscall, no allocation, no lock).
+    pub fn wake(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a valid u64 to our eventfd.
+        unsafe { libc::write(self.fd, (&one as *const u64).cast(), 8) };
+    }
+
+    fn drain(&self) {
+        let mut v: u64 = 0;
+        // SAFETY: reads 8 bytes into a valid u64 from our non-blocking eventfd.
+        unsafe { libc::read(self.fd, (&mut v as *mut u64).cast(), 8) };
+    }
+}
+
+impl Drop for LinkWaker {
+    fn drop(&mut self) {
+        // SAFETY: we own the fd.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
+/// Live counters of a link.
+#[derive(Debug, Default)]
+pub struct LinkStats {
+    /// Commands written to the port.
+    pub sent: AtomicU64,
+    /// Trains fully acknowledged.
+    pub acked: AtomicU64,
+    /// Commands refused by the device.
+    pub nacked: AtomicU64,
+    /// Commands refused by the daemon-side limits.
+    pub blocked: AtomicU64,
+    /// Commands that arrived while the link was down.
+    pub link_down: AtomicU64,
+    /// Successful (re)connections.
+    pub connects: AtomicU64,
+    /// Frames from the device dropped for framing/CRC errors.
+    pub frames_bad: AtomicU64,
+    /// Faults reported by the device.
+    pub faults: AtomicU64,
+    /// Clock-fit residual, ns (0 until fitted).
+    pub sync_residual_ns: AtomicU64,
+}
+
+/// What a link thread reports when it ends.
+pub struct LinkReport {
+    /// The device clock fit at the end (None if never fitted).
+    pub fit: Option<crate::clock::device_fit::FitQuality>,
+    /// Rule decision → command written to the port, ns.
+    pub decision_to_write: hdrhistogram::Histogram<u64>,
+    /// Rule decision → the device's rising edge (mapped to the host clock), ns.
+    pub decision_to_edge: hdrhistogram::Histogram<u64>,
+}
+
+/// Everything the link thread owns.
+pub struct Link {
+    /// Output name (for logs).
+    pub name: String,
+    /// Port path (already resolved).
+    pub port: String,
+    /// Baud rate.
+    pub baud: u32,
+    /// Channel → firmware channel.
+    pub channels: Vec<u8>,
+    /// Daemon-side and device-side limits.
+    pub limits: OutputLimits,
+    /// Trigger commands from the rules thread.
+    pub commands: rtrb::Consumer<TriggerRecord>,
+    /// Completed triggers to the recorder.
+    pub recorder: rtrb::Producer<TriggerRecord>,
+    /// Woken by the rules thread.
+    pub waker: Arc<LinkWaker>,
+    /// Set to stop (after the rules thread has stopped: the ring is drained first).
+    pub stop: Arc<AtomicBool>,
+    /// Live counters.
+    pub stats: Arc<LinkStats>,
+    /// A session-wide live count of triggers sent, also incremented.
+    pub live_sent: Option<Arc<AtomicU64>>,
+}
+
+#[derive(Clone, Copy)]
+struct Pending {
+    record: TriggerRecord,
+    due_ns: u64,
+    in_use: bool,
+}
+
+/// Sliding-window on-time bookkeeping of one channel (daemon-side duty cycle and refractory).
+#[derive(Clone, Copy, Default)]
+struct ChannelBudget {
+    /// (start_ns, on_ns) of the trains still inside the duty window, as a small ring.
+    trains: [(u64, u64); 16],
+    next: usize,
+    last_start_ns: Option<u64>,
+}
+
+impl ChannelBudget {
+    fn on_in_window(&self, now: u64, window_ns: u64) -> u64 {
+        self.trains
+            .iter()
+            .filter(|(start, _)| *start + window_ns > now)
+            .map(|(_, on)| *on)
+            .sum()
+    }
+
+    fn add(&mut self, start: u64, on: u64) {
+        self.trains[self.next] = (start, on);
+        self.next = (self.next + 1) % self.trains.len();
+        self.last_start_ns = Some(start);
+    }
+}
+
+enum Port {
+    Down,
+    Up(serialport::TTYPort),
+}
+
+impl Link {
+    /// Runs until stopped; returns the clock-fit quality and latency distributions.
+    pub fn run(mut self) -> LinkReport {
+        let h = || {
+            hdrhistogram::Histogram::<u64>::new_with_bounds(1, 600_000_000_000, 3)
+                .expect("valid bounds")
+        };
+        let mut report = LinkReport {
+            fit: None,
+            decision_to_write: h(),
+            decision_to_edge: h(),
+        };
+        let mut fit = DeviceClockFit::new(32, 5_000_000);
+        let mut decoder = FrameDecoder::new();
+        let mut port = Port::Down;
+        let mut pending = [Pending {
+            record: TriggerRecord::default(),
+            due_ns: 0,
+            in_use: false,
+        }; IN_FLIGHT];
+        let mut budgets = vec![ChannelBudget::default(); self.channels.len().max(1)];
+        let mut seq: u16 = 0;
+        let mut next_ping_ns = 0u64;
+        let mut ping: Option<(u32, u64)> = None;
+        let mut token: u32 = 0;
+        let mut last_tx_ns = 0u64;
+        let mut backoff_ns = 10_000_000u64;
+        let mut next_connect_ns = 0u64;
+        let mut buf = [0u8; 256];
+        let mut out = [0u8; 80];
+        loop {
+            let now = monotonic_ns();
+            let stopping = self.stop.load(Ordering::Acquire);
+            // (Re)connect.
+            if matches!(port, Port::Down) && now >= next_connect_ns && !stopping {
+                match self.connect(&mut decoder, &mut fit) {
+                    Ok(p) => {
+                        port = Port::Up(p);
+                        backoff_ns = 10_000_000;
+                        self.stats.connects.fetch_add(1, Ordering::Relaxed);
+                        last_tx_ns = monotonic_ns();
+                    }
+                    Err(e) => {
+                        tracing::debug!(output = %self.name, error = %e, "stimulator not reachable");
+                        next_connect_ns = now + backoff_ns;
+                        backoff_ns = (backoff_ns * 2).min(1_000_000_000);
+                    }
+                }
+            }
+            // Commands.
+            let mut drained = true;
+            while let Ok(mut cmd) = self.commands.pop() {
+                drained = false;
+                let now = monotonic_ns();
+                let Port::Up(p) = &mut port else {
+                    cmd.status = TriggerStatus::LinkDown as u8;
+                    self.stats.link_down.fetch_add(1, Ordering::Relaxed);
+                    let _ = self.recorder.push(cmd);
+                    continue;
+                };
+                let ch = cmd.channel as usize;
+                if let Some(reason) = self.limit_violation(&cmd, budgets.get(ch), now) {
+                    tracing::warn!(output = %self.name, channel = ch, reason, "trigger blocked by daemon-side limit");
+                    cmd.status = TriggerStatus::Blocked as u8;
+                    self.stats.blocked.fetch_add(1, Ordering::Relaxed);
+                    let _ = self.recorder.push(cmd);
+                    continue;
+                }
+                seq = seq.wrapping_add(1);
+                let msg = Message::Pulse {
+                    seq,
+                    channel: self.channels.get(ch).copied().unwrap_or(cmd.channel),
+                    width_us: (cmd.pulse_width_ns / 1000).max(1) as u32,
+                    count: cmd.pulses.max(1),
+                    period_us: (cmd.period_ns / 1000) as u32,
+                };
+                let n = msg.encode(&mut out);
+                if p.write_all(&out[..n]).is_err() {
+                    cmd.status = TriggerStatus::LinkDown as u8;
+                    self.stats.link_down.fetch_add(1, Ordering::Relaxed);
+                    let _ = self.recorder.push(cmd);
+                    port = Port::Down;
+                    next_connect_ns = monotonic_ns();
+                    continue;
+                }
+                cmd.sent_ns = monotonic_ns();
+                let _ = report
+                    .decision_to_write
+                    .record(cmd.sent_ns.saturating_sub(cmd.decision_ns).max(1));
+                last_tx_ns = cmd.sent_ns;
+                cmd.status = TriggerStatus::Sent as u8;
+                self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                if let Some(live) = &self.live_sent {
+                    live.fetch_add(1, Ordering::Relaxed);
+                }
+                let train_ns = cmd.period_ns * (cmd.pulses.max(1) as u64 - 1) + cmd.pulse_width_ns;
+                if let Some(b) = budgets.get_mut(ch) {
+                    b.add(cmd.sent_ns, cmd.pulse_width_ns * cmd.pulses.max(1) as u64);
+                }
+                let slot = &mut pending[seq as usize % IN_FLIGHT];
+                if slot.in_use {
+                    // Window wrapped: record the old one unacknowledged.
+                    let _ = self.recorder.push(slot.record);
+                }
+                *slot = Pending {
+                    record: cmd,
+                    due_ns: cmd.sent_ns + train_ns + ACK_GRACE_NS,
+                    in_use: true,
+                };
+                slot.record.seq = seq;
+            }
+            if stopping && drained {
+                break;
+            }
+            let Port::Up(p) = &mut port else {
+                self.sleep_until(next_connect_ns.min(monotonic_ns() + 50_000_000));
+                continue;
+            };
+            // Keep-alive and clock sync.
+            let now = monotonic_ns();
+            if now >= next_ping_ns {
+                token = token.wrapping_add(1);
+                let n = Message::Ping { token }.encode(&mut out);
+                if p.write_all(&out[..n]).is_ok() {
+                    ping = Some((token, monotonic_ns()));
+                    last_tx_ns = now;
+                }
+                next_ping_ns = now + PING_INTERVAL_NS;
+            } else if now - last_tx_ns > self.limits.watchdog_ms as u64 * 250_000 {
+                let n = Message::HostHeartbeat.encode(&mut out);
+                let _ = p.write_all(&out[..n]);
+                last_tx_ns = now;
+            }
+            // Expired trains.
+            for slot in pending.iter_mut().filter(|s| s.in_use && now > s.due_ns) {
+                slot.in_use = false;
+                let _ = self.recorder.push(slot.record);
+            }
+            // Wait for bytes or a command.
+            match wait_readable(p.as_raw_fd(), self.waker.fd, 20) {
+                Readiness::Port => match p.read(&mut buf) {
+                    Ok(0) | Err(_) => {
+                        tracing::warn!(output = %self.name, port = %self.port, "stimulator port vanished; reconnecting");
+                        port = Port::Down;
+                        next_connect_ns = monotonic_ns();
+                    }
+                    Ok(n) => {
+                        let t_recv = monotonic_ns();
+                        for msg in decoder.feed(&buf[..n]) {
+                            let Ok(msg) = msg else {
+                                self.stats.frames_bad.fetch_add(1, Ordering::Relaxed);
+                                continue;
+                            };
+                            if let Some(done) =
+                                self.handle(msg, t_recv, &mut fit, &mut ping, &mut pending)
+                            {
+                                if done.ack_rise_ns > done.decision_ns {
+                                    let _ = report
+                                        .decision_to_edge
+                                        .record(done.ack_rise_ns - done.decision_ns);
+                                }
+                                let _ = self.recorder.push(done);
+                            }
+                        }
+                    }
+                },
+                Readiness::Hangup => {
+                    tracing::warn!(output = %self.name, port = %self.port, "stimulator port hung up; reconnecting");
+                    port = Port::Down;
+                    next_connect_ns = monotonic_ns() + 10_000_000;
+                }
+                Readiness::Waker => self.waker.drain(),
+                Readiness::Timeout => {}
+            }
+            let q = fit.quality();
+            if q.residual_us.is_finite() {
+                self.stats
+                    .sync_residual_ns
+                    .store((q.residual_us * 1000.0) as u64, Ordering::Relaxed);
+            }
+        }
+        for slot in pending.iter_mut().filter(|s| s.in_use) {
+            slot.in_use = false;
+            let _ = self.recorder.push(slot.record);
+        }
+        report.fit = fit.is_fitted().then(|| fit.quality());
+        report
+    }
+
+    fn sleep_until(&self, deadline_ns: u64) {
+        let now = monotonic_ns();
+        if deadline_ns > now {
+            let _ = wait_readable(-1, self.waker.fd, ((deadline_ns - now) / 1_000_000) as i32);
+            self.waker.drain();
+        }
+    }
+
+    /// Daemon-side limits: the reason a command may not be sent, if any.
+    fn limit_violation(
+        &self,
+        cmd: &TriggerRecord,
+        budget: Option<&ChannelBudget>,
+        now: u64,
+    ) -> Option<&'static str> {
+        let l = &self.limits;
+        if cmd.pulse_width_ns as f64 > l.max_on_ms * 1e6 {
+            return Some("pulse width above max_on_ms");
+        }
+        let budget = budget?;
+        if let Some(last) = budget.last_start_ns
+            && (now - last) as f64 / 1e9 < l.refractory_s
+        {
+            return Some("refractory period of the output");
+        }
+        let window_ns = (l.duty_window_s * 1e9) as u64;
+        let on = cmd.pulse_width_ns * cmd.pulses.max(1) as u64;
+        if (budget.on_in_window(now, window_ns) + on) as f64 > l.max_duty * window_ns as f64 {
+            return Some("duty cycle above max_duty");
+        }
+        None
+    }
+
+    fn handle(
+        &self,
+        msg: Message,
+        t_recv: u64,
+        fit: &mut DeviceClockFit,
+        ping: &mut Option<(u32, u64)>,
+        pending: &mut [Pending; IN_FLIGHT],
+    ) -> Option<TriggerRecord> {
+        match msg {
+            Message::Pong { token, device_us } => {
+                if let Some((t, t_send)) = *ping
+                    && t == token
+                {
+                    fit.add(SyncSample {
+                        device_us,
+                        host_send_ns: t_send,
+                        host_recv_ns: t_recv,
+                    });
+                    *ping = None;
+                }
+                None
+            }
+            Message::PulseDone {
+                seq,
+                index,
+                rise_us,
+                fall_us,
+                flags,
+                ..
+            } => {
+                let slot = &mut pending[seq as usize % IN_FLIGHT];
+                if !slot.in_use || slot.record.seq != seq {
+                    return None;
+                }
+                let r = &mut slot.record;
+                if index == 0 {
+                    r.ack_rise_ns = fit.to_host_ns(rise_us).unwrap_or(0);
+                    r.device_rise_us = rise_us;
+                    r.ack_recv_ns = t_recv;
+                }
+                r.acked_pulses = r.acked_pulses.saturating_add(1);
+                r.flags |= flags;
+                if index + 1 >= r.pulses.max(1) {
+                    r.ack_fall_ns = fit.to_host_ns(fall_us).unwrap_or(0);
+                    r.status = TriggerStatus::Acked as u8;
+                    self.stats.acked.fetch_add(1, Ordering::Relaxed);
+                    slot.in_use = false;
+                    return Some(*r);
+                }
+                None
+            }
+            Message::Nack { seq, reason } => {
+                let slot = &mut pending[seq as usize % IN_FLIGHT];
+                if slot.in_use && slot.record.seq == seq {
+                    slot.record.status = TriggerStatus::Nacked as u8;
+                    slot.record.flags = reason;
+                    slot.in_use = false;
+                    self.stats.nacked.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(output = %self.name, seq, reason, "stimulator refused a command");
+                    return Some(slot.record);
+                }
+                None
+            }
+            Message::Fault {
+                code,
+                channel,
+                detail,
+                ..
+            } => {
+                self.stats.faults.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(output = %self.name, code, channel, detail, "stimulator fault");
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Opens the port, says HELLO, checks CAPABILITIES, sends the safety configuration.
+    fn connect(
+        &self,
+        decoder: &mut FrameDecoder,
+        fit: &mut DeviceClockFit,
+    ) -> Result<serialport::TTYPort, String> {
+        let mut p = serialport::new(&self.port, self.baud)
+            .timeout(Duration::from_millis(5))
+            .open_native()
+            .map_err(|e| format!("{}: {e}", self.port))?;
+        decoder.reset();
+        fit.reset();
+        let mut out = [0u8; 80];
+        let mut buf = [0u8; 256];
+        let _ = p.write_all(&[0]);
+        let n = Message::Hello { protocol: 1 }.encode(&mut out);
+        p.write_all(&out[..n]).map_err(|e| e.to_string())?;
+        let deadline = monotonic_ns() + HELLO_TIMEOUT_NS;
+        let mut capabilities = None;
+        while capabilities.is_none() && monotonic_ns() < deadline {
+            if let Ok(k) = p.read(&mut buf) {
+                for msg in decoder.feed(&buf[..k]).flatten() {
+                    if let Message::Capabilities {
+                        protocol,
+                        channels,
+                        fw_major,
+                        fw_minor,
+                        fw_patch,
+                        ..
+                    } = msg
+                    {
+                        capabilities = Some((protocol, channels, (fw_major, fw_minor, fw_patch)));
+                    }
+                }
+            }
+        }
+        let Some((protocol, channels, fw)) = capabilities else {
+            return Err(format!(
+                "{}: no CAPABILITIES within 2 s of HELLO (not a behavd stimulator?)",
+                self.port
+            ));
+        };
+        if protocol != 1 {
+            return Err(format!(
+                "{}: the device speaks protocol {protocol}, behavd speaks 1",
+                self.port
+            ));
+        }
+        for (i, &ch) in self.channels.iter().enumerate() {
+            if ch >= channels {
+                return Err(format!(
+                    "{}: channel {i} maps to device channel {ch}, the device has {channels}",
+                    self.port
+                ));
+            }
+        }
+        let l = &self.limits;
+        for (i, &ch) in self.channels.iter().enumerate() {
+            let msg = Message::SetSafety {
+                seq: 60000 + i as u16,
+                channel: ch,
+                max_on_us: (l.max_on_ms * 1000.0) as u32,
+                max_duty_permille: (l.max_duty * 1000.0).round().clamp(1.0, 1000.0) as u16,
+                duty_window_ms: (l.duty_window_s * 1000.0).round().clamp(1.0, 65535.0) as u16,
+                watchdog_ms: l.watchdog_ms.min(65535) as u16,
+            };
+            let n = msg.encode(&mut out);
+            p.write_all(&out[..n]).map_err(|e| e.to_string())?;
+        }
+        let n = Message::ClearFaults { seq: 60999 }.encode(&mut out);
+        p.write_all(&out[..n]).map_err(|e| e.to_string())?;
+        tracing::info!(
+            output = %self.name,
+            port = %self.port,
+            firmware = %format!("{}.{}.{}", fw.0, fw.1, fw.2),
+            channels,
+            "stimulator connected; safety limits sent"
+        );
+        Ok(p)
+    }
+}
+
+enum Readiness {
+    Port,
+    Hangup,
+    Waker,
+    Timeout,
+}
+
+/// `poll(2)` on the port (if `port >= 0`) and the waker, for up to `timeout_ms`.
+fn wait_readable(port: RawFd, waker: RawFd, timeout_ms: i32) -> Readiness {
+    let mut fds = [
+        libc::pollfd {
+            fd: waker,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: port,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    let count = if port >= 0 { 2 } else { 1 };
+    // SAFETY: `fds` is a valid array of `count` pollfds.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), count, timeout_ms) };
+    if r <= 0 {
+        return Readiness::Timeout;
+    }
+    if count == 2 && fds[1].revents & libc::POLLIN != 0 {
+        return Readiness::Port;
+    }
+    if count == 2 && fds[1].revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+        return Readiness::Hangup;
+    }
+    if fds[0].revents & libc::POLLIN != 0 {
+        return Readiness::Waker;
+    }
+    Readiness::Timeout
+}
