@@ -11,4 +11,6 @@ pub mod codec;
 pub mod emulator;
 pub mod firmata;
 pub mod link;
+#[cfg(test)]
+mod link_tests;
 pub mod ports;
