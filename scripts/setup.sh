@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what behavd needs on a fresh Debian 12 machine, skipping what is already there.
 #   scripts/setup.sh          system packages + the ONNX Runtime library (for running behavd)
-#   scripts/setup.sh --test   the same + a Python venv (.venv) with the NWB readers the tests use
+#   scripts/setup.sh --test   the same + a Python venv (.venv) with the NWB readers the tests use,
+#                             and the stimulator firmware + simavr harness (firmware-interface/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,4 +59,12 @@ if [ "$want_test_env" = 1 ]; then
     .venv/bin/pip install -q -r tests/python/requirements.txt
     cp tests/python/requirements.txt "$stamp"
   fi
+fi
+
+# The stimulator test rig: the reference firmware (avr-gcc), its host codec test, and the simavr
+# harness the hardware-in-the-loop tests drive (the Makefile installs gcc-avr, avr-libc,
+# arduino-core-avr and libsimavr-dev from Debian when missing).
+if [ "$want_test_env" = 1 ]; then
+  echo "setup: building the stimulator firmware and its simavr harness"
+  make -s -C firmware-interface all harness test
 fi

@@ -181,17 +181,21 @@ int main(int argc, char **argv) {
 
   wall_start_ns = mono_ns();
   uint64_t limit_cycles = limit_s > 0 ? (uint64_t)(limit_s * FREQ) : 0;
-  uint64_t next_check = FREQ / 1000, next_speed = FREQ;
+  /* Real-time mode checks every 50 µs of simulated time and sleeps when the simulation is more
+     than 20 µs ahead of the wall clock, so the device clock tracks the host within tens of µs
+     (a 1 ms granularity made clock-sync samples jitter by up to 1 ms). */
+  const uint64_t check_cycles = realtime ? FREQ / 20000 : FREQ / 1000;
+  uint64_t next_check = check_cycles, next_speed = FREQ;
   int state = cpu_Running;
   while (!stop_flag) {
     state = avr_run(avr);
     if (state == cpu_Done || state == cpu_Crashed) break;
     if (avr->cycle >= next_check) {
-      next_check = avr->cycle + FREQ / 1000;
+      next_check = avr->cycle + check_cycles;
       if (limit_cycles && avr->cycle >= limit_cycles) break;
       if (realtime) {
         uint64_t sim = sim_ns(), wall = mono_ns() - wall_start_ns;
-        if (sim > wall + 200000) {
+        if (sim > wall + 20000) {
           struct timespec ts = {0, (long)(sim - wall)};
           nanosleep(&ts, NULL);
         }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod check;
+mod devices;
 mod inspect;
 mod predict;
 mod progress;
@@ -79,6 +80,12 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// List the serial ports a stimulator can be on (USB vendor, product, serial number).
+    Devices {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show what a session file holds: streams, frame counts, duration, frame rate, gaps, metadata.
     Inspect {
         /// The session file (.nwb).
@@ -102,6 +109,7 @@ pub fn main() -> ExitCode {
         } => run::run(config.as_deref(), duration, output, json),
         Command::Check { config } => check::check(&config),
         Command::Inspect { file, json } => inspect::inspect(&file, json),
+        Command::Devices { json } => devices::devices(json),
         Command::Bench {
             quick,
             json,

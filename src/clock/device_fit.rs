@@ -3,9 +3,10 @@
 //! Each sample is the device time read while handling a PING, and the host send/receive times
 //! around it. The midpoint of send and receive is the best host estimate of the device reading,
 //! with half the round trip as its uncertainty. Samples whose round trip is long (a scheduler
-//! delay, a USB hiccup) are rejected: above the 25th percentile of the recent round trips, or
-//! above an absolute limit. `host = a · device + b` is fitted by least squares over a sliding
-//! window of accepted samples; the residual is the RMS of those samples around the fit.
+//! delay, a USB hiccup) are rejected: above the median of the recent round trips, or above an
+//! absolute limit. `host = a · device + b` is fitted by least squares over a sliding window of
+//! accepted samples (at most 64), refitted without outliers; the residual is the RMS of the
+//! samples kept around the fit.
 //! Nothing allocates after construction.
 
 /// One PING/PONG exchange.
@@ -46,10 +47,12 @@ pub struct FitQuality {
     pub rejected: u64,
 }
 
-/// A sliding-window least-squares fit of device time onto host time.
+/// A sliding-window least-squares fit of device time onto host time (window of 2–64 samples).
 #[derive(Debug, Clone)]
 pub struct DeviceClockFit {
     window: Vec<(f64, f64)>,
+    keep: Vec<bool>,
+    abs_residual: Vec<f64>,
     next: usize,
     len: usize,
     recent_rtt: Vec<u64>,
@@ -70,9 +73,11 @@ pub struct DeviceClockFit {
 impl DeviceClockFit {
     /// A fit over the last `window` accepted samples, rejecting round trips above `max_rtt_ns`.
     pub fn new(window: usize, max_rtt_ns: u64) -> Self {
-        let window = window.max(2);
+        let window = window.clamp(2, 64);
         Self {
             window: vec![(0.0, 0.0); window],
+            keep: vec![true; window],
+            abs_residual: vec![0.0; window],
             next: 0,
             len: 0,
             recent_rtt: vec![0; 32],
@@ -100,12 +105,12 @@ impl DeviceClockFit {
         self.residual_us = f64::NAN;
     }
 
-    /// The 25th percentile of the recent round trips (all offered samples).
+    /// The median of the recent round trips (all offered samples).
     fn rtt_threshold(&mut self) -> u64 {
         let n = self.rtt_len;
         self.scratch[..n].copy_from_slice(&self.recent_rtt[..n]);
         self.scratch[..n].sort_unstable();
-        self.scratch[n / 4]
+        self.scratch[n / 2]
     }
 
     /// Offers a sample; returns whether it was accepted into the fit.
@@ -132,29 +137,63 @@ impl DeviceClockFit {
         true
     }
 
-    fn refit(&mut self) {
-        let pts = &self.window[..self.len];
-        let n = pts.len() as f64;
-        if pts.len() == 1 {
-            self.a = 1000.0;
-            self.b = pts[0].1 - 1000.0 * pts[0].0;
-        } else {
-            let (mx, my) = pts
-                .iter()
-                .fold((0.0, 0.0), |(sx, sy), (x, y)| (sx + x / n, sy + y / n));
-            let (sxx, sxy) = pts.iter().fold((0.0, 0.0), |(sxx, sxy), (x, y)| {
-                (sxx + (x - mx) * (x - mx), sxy + (x - mx) * (y - my))
-            });
-            self.a = if sxx > 0.0 { sxy / sxx } else { 1000.0 };
-            self.b = my - self.a * mx;
+    /// Least squares over the points with `keep`, returning (a, b).
+    fn least_squares(pts: &[(f64, f64)], keep: &[bool]) -> Option<(f64, f64)> {
+        let n = keep.iter().filter(|k| **k).count() as f64;
+        if n < 1.0 {
+            return None;
         }
-        let sq: f64 = pts
-            .iter()
-            .map(|(x, y)| {
-                let r = (y - (self.a * x + self.b)) / 1000.0;
-                r * r
-            })
-            .sum();
+        let kept = || pts.iter().zip(keep).filter(|(_, k)| **k).map(|(p, _)| *p);
+        let (mx, my) = kept().fold((0.0, 0.0), |(sx, sy), (x, y)| (sx + x / n, sy + y / n));
+        let (sxx, sxy) = kept().fold((0.0, 0.0), |(sxx, sxy), (x, y)| {
+            (sxx + (x - mx) * (x - mx), sxy + (x - mx) * (y - my))
+        });
+        let a = if n >= 2.0 && sxx > 0.0 {
+            sxy / sxx
+        } else {
+            1000.0
+        };
+        Some((a, my - a * mx))
+    }
+
+    /// Fits all points, then refits without the outliers (residual above 3 × the median
+    /// absolute residual + 20 µs): a sample delayed on one leg only survives the round-trip
+    /// filter but not this one. The residual is the RMS over the points kept.
+    fn refit(&mut self) {
+        let len = self.len;
+        let pts = &self.window[..len];
+        let keep = &mut self.keep[..len];
+        keep.fill(true);
+        let Some((a, b)) = Self::least_squares(pts, keep) else {
+            return;
+        };
+        let (mut a, mut b) = (a, b);
+        if len >= 8 {
+            let abs = &mut self.abs_residual[..len];
+            for (r, (x, y)) in abs.iter_mut().zip(pts) {
+                *r = (y - (a * x + b)).abs();
+            }
+            let mut sorted = [0.0f64; 64];
+            let sorted = &mut sorted[..len.min(64)];
+            sorted.copy_from_slice(&abs[..sorted.len()]);
+            sorted.sort_unstable_by(f64::total_cmp);
+            let limit = 3.0 * sorted[sorted.len() / 2] + 20_000.0;
+            for (k, r) in keep.iter_mut().zip(abs.iter()) {
+                *k = *r <= limit;
+            }
+            if let Some((a2, b2)) = Self::least_squares(pts, keep) {
+                (a, b) = (a2, b2);
+            }
+        }
+        self.a = a;
+        self.b = b;
+        let (sq, n) = pts.iter().zip(keep.iter()).filter(|(_, k)| **k).fold(
+            (0.0, 0.0),
+            |(sq, n), ((x, y), _)| {
+                let r = (y - (a * x + b)) / 1000.0;
+                (sq + r * r, n + 1.0)
+            },
+        );
         self.residual_us = (sq / n).sqrt();
         self.fitted = true;
     }

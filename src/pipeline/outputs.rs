@@ -139,6 +139,11 @@ pub fn start_outputs(
                     stop: Arc::clone(&stop),
                     stats: Arc::clone(&stats),
                     live_sent: Some(Arc::clone(&sent)),
+                    byte_ns: if config.port == "emulated" {
+                        0
+                    } else {
+                        10_000_000_000 / config.baud.max(1) as u64
+                    },
                 };
                 let handle = std::thread::Builder::new()
                     .name(format!("stim-{name}"))

@@ -1074,3 +1074,12 @@ fn max_window_on_time(intervals: impl Iterator<Item = (u64, u64)>, window_us: u6
 
 #[cfg(test)]
 mod tests;
+
+/// Tests that time a real-time emulator run one at a time: on a 2-core machine a dozen
+/// emulators and their hosts in parallel starve each other's threads for longer than the
+/// watchdogs under test.
+#[cfg(test)]
+pub(crate) fn test_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -23,7 +23,7 @@ use crate::config::output::OutputLimits;
 use crate::record::loop_records::{TriggerRecord, TriggerStatus};
 
 /// Time between pings (clock sync).
-const PING_INTERVAL_NS: u64 = 250_000_000;
+const PING_INTERVAL_NS: u64 = 100_000_000;
 /// How long to wait for CAPABILITIES after HELLO.
 const HELLO_TIMEOUT_NS: u64 = 2_000_000_000;
 /// A sent train with no final acknowledgement this long after its expected end is recorded as
@@ -91,6 +91,10 @@ pub struct LinkStats {
     pub faults: AtomicU64,
     /// Clock-fit residual, ns (0 until fitted).
     pub sync_residual_ns: AtomicU64,
+    /// Ping/pong samples accepted into the clock fit.
+    pub sync_samples: AtomicU64,
+    /// Times the link cleared a tripped device watchdog.
+    pub rearms: AtomicU64,
 }
 
 /// What a link thread reports when it ends.
@@ -127,6 +131,9 @@ pub struct Link {
     pub stats: Arc<LinkStats>,
     /// A session-wide live count of triggers sent, also incremented.
     pub live_sent: Option<Arc<AtomicU64>>,
+    /// Time one byte takes on the wire (10 bits / baud for a UART; 0 for a pseudo-terminal or
+    /// native USB). Clock-sync samples are corrected for the PING and PONG transmission times.
+    pub byte_ns: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -290,7 +297,8 @@ impl Link {
                 token = token.wrapping_add(1);
                 let n = Message::Ping { token }.encode(&mut out);
                 if p.write_all(&out[..n]).is_ok() {
-                    ping = Some((token, monotonic_ns()));
+                    // The device reads its clock when the whole PING has arrived.
+                    ping = Some((token, monotonic_ns() + n as u64 * self.byte_ns));
                     last_tx_ns = now;
                 }
                 next_ping_ns = now + PING_INTERVAL_NS;
@@ -319,6 +327,18 @@ impl Link {
                                 self.stats.frames_bad.fetch_add(1, Ordering::Relaxed);
                                 continue;
                             };
+                            // Latched faults that refuse pulses: the watchdog (bit 0: the device
+                            // cut the outputs because it missed us — host stalled or bytes
+                            // delayed) and receive overflow (bit 3). The device already acted;
+                            // re-arm so the next trigger is not refused. Counted and logged.
+                            let tripped = matches!(msg, Message::Fault { code: 1 | 4, .. })
+                                || matches!(msg, Message::DeviceHeartbeat { faults, .. } if faults & 0b1001 != 0);
+                            if tripped {
+                                tracing::warn!(output = %self.name, ?msg, "stimulator latched a fault; clearing it");
+                                let n = Message::ClearFaults { seq: 60999 }.encode(&mut out);
+                                let _ = p.write_all(&out[..n]);
+                                self.stats.rearms.fetch_add(1, Ordering::Relaxed);
+                            }
                             if let Some(done) =
                                 self.handle(msg, t_recv, &mut fit, &mut ping, &mut pending)
                             {
@@ -401,11 +421,15 @@ impl Link {
                 if let Some((t, t_send)) = *ping
                     && t == token
                 {
-                    fit.add(SyncSample {
+                    // ... and the PONG (17 bytes on the wire) took this long to arrive.
+                    let pong_ns = 17 * self.byte_ns;
+                    if fit.add(SyncSample {
                         device_us,
                         host_send_ns: t_send,
-                        host_recv_ns: t_recv,
-                    });
+                        host_recv_ns: t_recv.saturating_sub(pong_ns).max(t_send),
+                    }) {
+                        self.stats.sync_samples.fetch_add(1, Ordering::Relaxed);
+                    }
                     *ping = None;
                 }
                 None
@@ -424,13 +448,14 @@ impl Link {
                 }
                 let r = &mut slot.record;
                 if index == 0 {
-                    r.ack_rise_ns = fit.to_host_ns(rise_us).unwrap_or(0);
                     r.device_rise_us = rise_us;
                     r.ack_recv_ns = t_recv;
                 }
                 r.acked_pulses = r.acked_pulses.saturating_add(1);
                 r.flags |= flags;
                 if index + 1 >= r.pulses.max(1) {
+                    // Mapped with the fit as it is when the train completes (the newest samples).
+                    r.ack_rise_ns = fit.to_host_ns(r.device_rise_us).unwrap_or(0);
                     r.ack_fall_ns = fit.to_host_ns(fall_us).unwrap_or(0);
                     r.status = TriggerStatus::Acked as u8;
                     self.stats.acked.fetch_add(1, Ordering::Relaxed);

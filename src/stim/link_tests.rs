@@ -39,6 +39,7 @@ fn start_link(port: &str, limits: OutputLimits) -> Rig {
         stop: Arc::clone(&stop),
         stats: Arc::clone(&stats),
         live_sent: None,
+        byte_ns: 0,
     };
     let thread = Some(std::thread::spawn(move || link.run()));
     Rig {
@@ -106,10 +107,13 @@ fn emulator(dir: &std::path::Path) -> (EmulatedStimulator, String) {
 
 #[test]
 fn trains_are_acknowledged_with_the_devices_edge_times() {
+    let _one_at_a_time = super::emulator::test_lock();
     let dir = tempfile::tempdir().unwrap();
     let (emu, port) = emulator(dir.path());
     let mut rig = start_link(&port, OutputLimits::default());
-    rig.wait_for("connection", |s| s.connects.load(Ordering::Relaxed) == 1);
+    rig.wait_for("a clock-sync sample", |s| {
+        s.sync_samples.load(Ordering::Relaxed) >= 1
+    });
     rig.send(0, 5, 3, 20);
     let r = rig.next_record();
     assert_eq!(r.status, TriggerStatus::Acked as u8, "{r:?}");
@@ -139,6 +143,7 @@ fn trains_are_acknowledged_with_the_devices_edge_times() {
 
 #[test]
 fn daemon_side_limits_stop_commands_before_the_wire() {
+    let _one_at_a_time = super::emulator::test_lock();
     let dir = tempfile::tempdir().unwrap();
     let (emu, port) = emulator(dir.path());
     let limits = OutputLimits {
@@ -166,6 +171,7 @@ fn daemon_side_limits_stop_commands_before_the_wire() {
 
 #[test]
 fn the_link_reconnects_when_the_port_vanishes_and_returns() {
+    let _one_at_a_time = super::emulator::test_lock();
     let dir = tempfile::tempdir().unwrap();
     let (mut emu, port) = emulator(dir.path());
     let mut rig = start_link(&port, OutputLimits::default());
