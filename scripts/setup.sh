@@ -15,6 +15,10 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 packages=(pkg-config libhdf5-dev hdf5-tools python3-venv)
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
+# Tests: the stimulator firmware toolchain (avr-gcc + the Arduino core) and simavr for its harness.
+if [ "$want_test_env" = 1 ]; then
+  packages+=(make g++ gcc-avr avr-libc binutils-avr arduino-core-avr libsimavr-dev libsimavrparts1 libsimavr2)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -66,5 +70,5 @@ fi
 # arduino-core-avr and libsimavr-dev from Debian when missing).
 if [ "$want_test_env" = 1 ]; then
   echo "setup: building the stimulator firmware and its simavr harness"
-  make -s -C firmware-interface all harness test
+  NO_APT=1 make -s -C firmware-interface all harness test
 fi
