@@ -294,6 +294,19 @@ fn pulses_reach_the_pins_and_acknowledgements_match_the_logged_edges() {
         host_errors.push((r.ack_rise_ns as f64 - rise.2 as f64) / 1000.0);
     }
     let fit = report.fit.expect("clock fitted");
+    let pct = |h: &hdrhistogram::Histogram<u64>| {
+        format!(
+            "p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+            h.value_at_quantile(0.5) as f64 / 1e3,
+            h.value_at_quantile(0.99) as f64 / 1e3,
+            h.max() as f64 / 1e3
+        )
+    };
+    println!(
+        "decision → serial write {}; decision → device edge {}",
+        pct(&report.decision_to_write),
+        pct(&report.decision_to_edge)
+    );
     println!(
         "clock fit residual {:.1} µs over {} samples ({} rejected); mapped edge − logged host time: {host_errors:?} µs",
         fit.residual_us, fit.samples, fit.rejected
