@@ -248,6 +248,35 @@ fn check_closed_loop(
             .zip(&width)
             .all(|((s, t), w)| s - t >= *w - 1e-9)
     );
+    // The demo's emulated stimulator acknowledged every pulse with its own edge times.
+    assert!(
+        column("status").iter().all(|s| *s == 2.0),
+        "every trigger acknowledged"
+    );
+    assert!(
+        column("acked_pulses").iter().all(|p| *p == 5.0),
+        "5 pulses per train"
+    );
+    let latency = column("latency");
+    assert!(
+        latency
+            .iter()
+            .all(|l| l.is_finite() && *l > 0.0 && *l < 1.0),
+        "{latency:?}"
+    );
+    let kinds = read_dataset_u64(file, "acquisition/StimulatorEvents/kind");
+    let count = |k: u64| kinds.iter().filter(|&&x| x == k).count() as u64;
+    assert_eq!(count(0), 1, "one connection");
+    assert_eq!(
+        count(6),
+        5 * triggers,
+        "one acknowledgement event per pulse"
+    );
+    assert!(
+        count(4) > 100,
+        "clock-sync samples every 100 ms: {}",
+        count(4)
+    );
     let truth_at_trigger =
         read_dataset_f64(file, "intervals/StimulusTriggers/ground_truth_behavior");
     let hits = truth_at_trigger.iter().filter(|&&b| b == 3.0).count();

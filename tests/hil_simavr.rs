@@ -167,6 +167,8 @@ impl HostLink {
             stop: Arc::clone(&stop),
             stats: Arc::clone(&stats),
             live_sent: None,
+            events: None,
+            output_index: 0,
             // simavr paces UART bytes at 11 bits (test-rigs.md), real 8N1 at 10.
             byte_ns: 11_000_000_000 / 115_200,
         };

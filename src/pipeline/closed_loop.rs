@@ -492,12 +492,14 @@ impl ClosedLoop {
                 })
                 .collect();
             let output_names = rules.output_names().to_vec();
-            let (threads, outlets, records) = start_outputs(&output_names, &plan.outputs)?;
-            output_threads = Some(threads);
+            let started = start_outputs(&output_names, &plan.outputs)?;
+            let (outlets, records, events) = (started.outlets, started.records, started.events);
+            output_threads = Some(started.threads);
             triggers = Some(TriggerSetup {
                 rules: rule_rows,
                 outputs: output_names,
                 records,
+                events,
             });
             let worker = RulesWorker {
                 slot_count: plan.variables.slot_count(),

@@ -11,12 +11,14 @@ use anyhow::{Context, Result};
 use super::trigger_sink::TriggerSink;
 use super::workers::Waker;
 use crate::config::OutputConfig;
-use crate::record::loop_records::TriggerRecord;
+use crate::record::loop_records::{LinkEvent, TriggerRecord};
 use crate::stim::emulator::{EmulatedStimulator, EmulatorConfig};
 use crate::stim::link::{Link, LinkReport, LinkStats, LinkWaker};
 
 /// Trigger commands an output may have queued.
 const COMMAND_RING: usize = 256;
+/// Link events (pings every 100 ms, acks, inputs at frame rate) queued towards the recorder.
+const EVENT_RING: usize = 4096;
 
 /// How the rules thread wakes an output's thread.
 pub enum Wake {
@@ -70,16 +72,21 @@ pub struct OutputThreads {
     pub sent: Arc<AtomicU64>,
 }
 
+/// The output threads and the rings that connect them.
+pub struct StartedOutputs {
+    /// The threads.
+    pub threads: OutputThreads,
+    /// The rules thread's ends, indexed by output id.
+    pub outlets: Vec<TriggerOutlet>,
+    /// Finished triggers towards the recorder, one ring per output.
+    pub records: Vec<rtrb::Consumer<TriggerRecord>>,
+    /// Link events towards the recorder, one ring per serial link.
+    pub events: Vec<rtrb::Consumer<LinkEvent>>,
+}
+
 /// Starts one thread per output named by the rules (`names`, in rule output-id order).
 /// Returns the threads, the rules thread's outlets and the recorder's rings.
-pub fn start_outputs(
-    names: &[String],
-    configs: &[OutputConfig],
-) -> Result<(
-    OutputThreads,
-    Vec<TriggerOutlet>,
-    Vec<rtrb::Consumer<TriggerRecord>>,
-)> {
+pub fn start_outputs(names: &[String], configs: &[OutputConfig]) -> Result<StartedOutputs> {
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     let mut threads = OutputThreads {
@@ -90,7 +97,8 @@ pub fn start_outputs(
     };
     let mut outlets = Vec::new();
     let mut records = Vec::new();
-    for name in names {
+    let mut events = Vec::new();
+    for (index, name) in names.iter().enumerate() {
         let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(COMMAND_RING);
         let (rec_tx, rec_rx) = rtrb::RingBuffer::new(COMMAND_RING);
         records.push(rec_rx);
@@ -120,6 +128,8 @@ pub fn start_outputs(
                         )
                     })?
                 };
+                let (ev_tx, ev_rx) = rtrb::RingBuffer::new(EVENT_RING);
+                events.push(ev_rx);
                 let waker = Arc::new(LinkWaker::new().context("eventfd")?);
                 let stats = Arc::new(LinkStats::default());
                 let channels = if config.pins.is_empty() {
@@ -139,6 +149,8 @@ pub fn start_outputs(
                     stop: Arc::clone(&stop),
                     stats: Arc::clone(&stats),
                     live_sent: Some(Arc::clone(&sent)),
+                    events: Some(ev_tx),
+                    output_index: index.min(u8::MAX as usize) as u8,
                     byte_ns: if config.port == "emulated" {
                         0
                     } else {
@@ -185,7 +197,12 @@ pub fn start_outputs(
             }
         }
     }
-    Ok((threads, outlets, records))
+    Ok(StartedOutputs {
+        threads,
+        outlets,
+        records,
+        events,
+    })
 }
 
 impl OutputThreads {

@@ -173,3 +173,56 @@ pub struct RuleRow {
     /// Canonical definition text.
     pub definition: String,
 }
+
+/// One event on a stimulator link, for `acquisition/StimulatorEvents`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LinkEvent {
+    /// Output index (order of the rules' output names).
+    pub output: u8,
+    /// What happened ([`LinkEventKind`] as u8).
+    pub kind: u8,
+    /// Host monotonic ns of the event (device events: mapped from the device clock; 0 = use
+    /// `received_ns`).
+    pub host_ns: u64,
+    /// When the host read it from the port (or observed it).
+    pub received_ns: u64,
+    /// Device time, µs (u64::MAX = none).
+    pub device_us: u64,
+    /// Kind-specific values (see [`LinkEventKind`]).
+    pub a: i64,
+    /// Kind-specific values.
+    pub b: i64,
+    /// Kind-specific values.
+    pub c: i64,
+}
+
+/// Kinds of [`LinkEvent`], with the meaning of `a`, `b`, `c`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum LinkEventKind {
+    /// The link connected (a = firmware major·10000 + minor·100 + patch, b = channels).
+    Connected = 0,
+    /// The port vanished or hung up.
+    Disconnected = 1,
+    /// The device reported a fault (a = code, b = channel, c = detail).
+    Fault = 2,
+    /// An edge on a device input (a = input, b = level, c = count since reset).
+    Input = 3,
+    /// A clock-sync sample (a = round trip ns, b = 1 if accepted into the fit).
+    ClockSync = 4,
+    /// The device refused a command (a = seq, b = reason).
+    Nack = 5,
+    /// One pulse acknowledged (a = seq, b = pulse index, c = fall − rise µs).
+    PulseAck = 6,
+    /// behavd cleared a latched device fault (a = the fault bits seen).
+    Rearm = 7,
+}
+
+impl LinkEventKind {
+    /// Text for the file's column description.
+    pub const LEGEND: &'static str = "0=connected (a=firmware version major*10000+minor*100+patch, b=channels), \
+         1=disconnected, 2=fault (a=code, b=channel, c=detail), 3=input edge (a=input, b=level, \
+         c=count), 4=clock-sync sample (a=round trip ns, b=1 if used in the fit), 5=refused (a=seq, \
+         b=reason), 6=pulse acknowledged (a=seq, b=pulse index, c=on time us), 7=fault cleared by \
+         behavd (a=fault bits)";
+}

@@ -529,3 +529,125 @@ impl TriggerTable {
         self.id.write_pending()
     }
 }
+
+/// `acquisition/StimulatorEvents`: every event of every stimulator link.
+pub struct LinkEventTable {
+    id: Column<i64>,
+    time: Column<f64>,
+    received_time: Column<f64>,
+    output: Column<u8>,
+    kind: Column<u8>,
+    device_time: Column<f64>,
+    a: Column<i64>,
+    b: Column<i64>,
+    c: Column<i64>,
+}
+
+impl LinkEventTable {
+    /// Creates the empty table.
+    pub fn create(file: &File, outputs: &[String]) -> H5Result<Self> {
+        let acquisition = file.group("/acquisition")?;
+        let t = h5::typed_group(
+            &acquisition,
+            "StimulatorEvents",
+            "DynamicTable",
+            "hdmf-common",
+        )?;
+        h5::attr_str(
+            &t,
+            "description",
+            "Everything that happened on the stimulator links: connections, faults, input edges, \
+             clock-sync samples, refusals and per-pulse acknowledgements.",
+        )?;
+        h5::attr_str_array(
+            &t,
+            "colnames",
+            &[
+                "time",
+                "received_time",
+                "output",
+                "kind",
+                "device_time",
+                "a",
+                "b",
+                "c",
+            ],
+        )?;
+        let id = h5::extensible::<i64>(&t, "id", &[], 256, None)?;
+        h5::set_type(&id, "ElementIdentifiers", "hdmf-common")?;
+        Ok(Self {
+            id: Column::new(id, &[], 64),
+            time: column(
+                &t,
+                "time",
+                "Session-clock time of the event, s (device events: the device time mapped through the clock fit)",
+            )?,
+            received_time: column(
+                &t,
+                "received_time",
+                "Session-clock time behavd read the event from the port, s",
+            )?,
+            output: column(
+                &t,
+                "output",
+                &format!("Stimulator output, index into [{}]", outputs.join(", ")),
+            )?,
+            kind: column(
+                &t,
+                "kind",
+                &format!(
+                    "What happened: {}",
+                    super::loop_records::LinkEventKind::LEGEND
+                ),
+            )?,
+            device_time: column(
+                &t,
+                "device_time",
+                "Device clock at the event, s since the device reset (NaN if none)",
+            )?,
+            a: column(&t, "a", "First value, by kind (see `kind`)")?,
+            b: column(&t, "b", "Second value, by kind")?,
+            c: column(&t, "c", "Third value, by kind")?,
+        })
+    }
+
+    /// Queues one event.
+    pub fn push(&mut self, e: &super::loop_records::LinkEvent, clock: &SessionClock) {
+        let host = if e.host_ns > 0 {
+            e.host_ns
+        } else {
+            e.received_ns
+        };
+        self.time.push_one(clock.seconds(host));
+        self.received_time.push_one(clock.seconds(e.received_ns));
+        self.output.push_one(e.output);
+        self.kind.push_one(e.kind);
+        self.device_time.push_one(if e.device_us == u64::MAX {
+            f64::NAN
+        } else {
+            e.device_us as f64 / 1e6
+        });
+        self.a.push_one(e.a);
+        self.b.push_one(e.b);
+        self.c.push_one(e.c);
+        self.id.push_one(self.id.rows() as i64);
+    }
+
+    /// Rows queued or written.
+    pub fn rows(&self) -> usize {
+        self.id.rows()
+    }
+
+    /// Writes queued rows; `id` last.
+    pub fn write_pending(&mut self) -> H5Result<()> {
+        self.time.write_pending()?;
+        self.received_time.write_pending()?;
+        self.output.write_pending()?;
+        self.kind.write_pending()?;
+        self.device_time.write_pending()?;
+        self.a.write_pending()?;
+        self.b.write_pending()?;
+        self.c.write_pending()?;
+        self.id.write_pending()
+    }
+}

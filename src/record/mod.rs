@@ -67,6 +67,8 @@ pub struct TriggerSetup {
     pub outputs: Vec<String>,
     /// The triggers, one ring per output.
     pub records: Vec<rtrb::Consumer<loop_records::TriggerRecord>>,
+    /// Link events, one ring per serial link.
+    pub events: Vec<rtrb::Consumer<loop_records::LinkEvent>>,
 }
 
 /// One stream as the recorder sees it.

@@ -9,8 +9,8 @@ use hdf5::File;
 use super::compress::{CompressJob, CompressedChunk, CompressorPool};
 use super::gaps::{self, GapTable};
 use super::layout;
-use super::loop_records::{OutputSetup, TriggerRecord};
-use super::loop_writer::{OutputWriter, TriggerTable};
+use super::loop_records::{LinkEvent, OutputSetup, TriggerRecord};
+use super::loop_writer::{LinkEventTable, OutputWriter, TriggerTable};
 use super::stream_writer::StreamWriter;
 use super::{RecordError, RecorderSetup, StreamSetup};
 use crate::clock::SessionClock;
@@ -85,6 +85,7 @@ struct Session {
     spare_buffers: Vec<Vec<u8>>,
     outputs: Vec<(OutputSetup, OutputWriter)>,
     triggers: Option<(Vec<rtrb::Consumer<TriggerRecord>>, TriggerTable)>,
+    link_events: Option<(Vec<rtrb::Consumer<LinkEvent>>, LinkEventTable)>,
 }
 
 fn run(
@@ -152,13 +153,27 @@ fn open(setup: RecorderSetup) -> Result<Session, RecordError> {
             OutputWriter::create(&file, &output).map_err(err("creating model output datasets"))?;
         outputs.push((output, writer));
     }
-    let triggers = match setup.triggers {
-        Some(t) => Some((
-            t.records,
-            TriggerTable::create(&file, &t.rules, &t.outputs)
-                .map_err(err("creating the trigger tables"))?,
-        )),
-        None => None,
+    let (triggers, link_events) = match setup.triggers {
+        Some(t) => {
+            let events = if t.events.is_empty() {
+                None
+            } else {
+                Some((
+                    t.events,
+                    LinkEventTable::create(&file, &t.outputs)
+                        .map_err(err("creating the stimulator event table"))?,
+                ))
+            };
+            (
+                Some((
+                    t.records,
+                    TriggerTable::create(&file, &t.rules, &t.outputs)
+                        .map_err(err("creating the trigger tables"))?,
+                )),
+                events,
+            )
+        }
+        None => (None, None),
     };
     file.flush().map_err(err("flushing the new file"))?;
     file.start_swmr().map_err(err("starting SWMR"))?;
@@ -186,6 +201,7 @@ fn open(setup: RecorderSetup) -> Result<Session, RecordError> {
         spare_buffers: Vec::with_capacity(n * IN_FLIGHT_PER_STREAM),
         outputs,
         triggers,
+        link_events,
     })
 }
 
@@ -337,6 +353,14 @@ impl Session {
                 }
             }
         }
+        if let Some((rings, table)) = &mut self.link_events {
+            for ring in rings {
+                while let Ok(e) = ring.pop() {
+                    table.push(&e, &self.clock);
+                    progressed = true;
+                }
+            }
+        }
         progressed
     }
 
@@ -350,6 +374,11 @@ impl Session {
             table
                 .write_pending()
                 .map_err(Self::error_for(&self.path, "writing triggers"))?;
+        }
+        if let Some((_, table)) = &mut self.link_events {
+            table
+                .write_pending()
+                .map_err(Self::error_for(&self.path, "writing stimulator events"))?;
         }
         for i in 0..self.writers.len() {
             let on_error = self.hdf5_error("writing frame metadata");

@@ -20,7 +20,7 @@ use super::codec::{FrameDecoder, Message};
 use crate::clock::device_fit::{DeviceClockFit, SyncSample};
 use crate::clock::monotonic_ns;
 use crate::config::output::OutputLimits;
-use crate::record::loop_records::{TriggerRecord, TriggerStatus};
+use crate::record::loop_records::{LinkEvent, LinkEventKind, TriggerRecord, TriggerStatus};
 
 /// Time between pings (clock sync).
 const PING_INTERVAL_NS: u64 = 100_000_000;
@@ -95,6 +95,8 @@ pub struct LinkStats {
     pub sync_samples: AtomicU64,
     /// Times the link cleared a tripped device watchdog.
     pub rearms: AtomicU64,
+    /// Link events the recorder could not take.
+    pub events_lost: AtomicU64,
 }
 
 /// What a link thread reports when it ends.
@@ -131,6 +133,10 @@ pub struct Link {
     pub stats: Arc<LinkStats>,
     /// A session-wide live count of triggers sent, also incremented.
     pub live_sent: Option<Arc<AtomicU64>>,
+    /// Link events towards the recorder (connections, faults, inputs, clock samples, acks).
+    pub events: Option<rtrb::Producer<LinkEvent>>,
+    /// This output's index in the file's output list.
+    pub output_index: u8,
     /// Time one byte takes on the wire (10 bits / baud for a UART; 0 for a pseudo-terminal or
     /// native USB). Clock-sync samples are corrected for the PING and PONG transmission times.
     pub byte_ns: u64,
@@ -166,6 +172,13 @@ impl ChannelBudget {
         self.next = (self.next + 1) % self.trains.len();
         self.last_start_ns = Some(start);
     }
+}
+
+/// A freshly opened, greeted and armed port.
+struct Connected {
+    port: serialport::TTYPort,
+    firmware: (u8, u8, u8),
+    channels: u8,
 }
 
 enum Port {
@@ -209,8 +222,21 @@ impl Link {
             // (Re)connect.
             if matches!(port, Port::Down) && now >= next_connect_ns && !stopping {
                 match self.connect(&mut decoder, &mut fit) {
-                    Ok(p) => {
+                    Ok(Connected {
+                        port: p,
+                        firmware: fw,
+                        channels,
+                    }) => {
                         port = Port::Up(p);
+                        let version = fw.0 as i64 * 10_000 + fw.1 as i64 * 100 + fw.2 as i64;
+                        self.event(
+                            LinkEventKind::Connected,
+                            0,
+                            None,
+                            version,
+                            channels as i64,
+                            0,
+                        );
                         backoff_ns = 10_000_000;
                         self.stats.connects.fetch_add(1, Ordering::Relaxed);
                         last_tx_ns = monotonic_ns();
@@ -318,6 +344,7 @@ impl Link {
                     Ok(0) | Err(_) => {
                         tracing::warn!(output = %self.name, port = %self.port, "stimulator port vanished; reconnecting");
                         port = Port::Down;
+                        self.event(LinkEventKind::Disconnected, 0, None, 0, 0, 0);
                         next_connect_ns = monotonic_ns();
                     }
                     Ok(n) => {
@@ -333,15 +360,93 @@ impl Link {
                             // re-arm so the next trigger is not refused. Counted and logged.
                             let tripped = matches!(msg, Message::Fault { code: 1 | 4, .. })
                                 || matches!(msg, Message::DeviceHeartbeat { faults, .. } if faults & 0b1001 != 0);
+                            let mapped = |us: u64| fit.to_host_ns(us).unwrap_or(0);
+                            match msg {
+                                Message::Fault {
+                                    code,
+                                    channel,
+                                    device_us,
+                                    detail,
+                                } => self.event(
+                                    LinkEventKind::Fault,
+                                    mapped(device_us),
+                                    Some(device_us),
+                                    code as i64,
+                                    channel as i64,
+                                    detail as i64,
+                                ),
+                                Message::InputEvent {
+                                    input,
+                                    level,
+                                    device_us,
+                                    count,
+                                } => self.event(
+                                    LinkEventKind::Input,
+                                    mapped(device_us),
+                                    Some(device_us),
+                                    input as i64,
+                                    level as i64,
+                                    count as i64,
+                                ),
+                                Message::Nack { seq, reason } => self.event(
+                                    LinkEventKind::Nack,
+                                    0,
+                                    None,
+                                    seq as i64,
+                                    reason as i64,
+                                    0,
+                                ),
+                                Message::PulseDone {
+                                    seq,
+                                    index,
+                                    rise_us,
+                                    fall_us,
+                                    ..
+                                } => self.event(
+                                    LinkEventKind::PulseAck,
+                                    mapped(rise_us),
+                                    Some(rise_us),
+                                    seq as i64,
+                                    index as i64,
+                                    fall_us.saturating_sub(rise_us) as i64,
+                                ),
+                                _ => {}
+                            }
+                            let pong_rtt = match (msg, ping) {
+                                (Message::Pong { token, device_us }, Some((t, t_send)))
+                                    if t == token =>
+                                {
+                                    Some((device_us, t_recv.saturating_sub(t_send)))
+                                }
+                                _ => None,
+                            };
+                            let accepted_before = self.stats.sync_samples.load(Ordering::Relaxed);
                             if tripped {
+                                let bits = match msg {
+                                    Message::DeviceHeartbeat { faults, .. } => faults as i64,
+                                    Message::Fault { code, .. } => code as i64,
+                                    _ => 0,
+                                };
+                                self.event(LinkEventKind::Rearm, 0, None, bits, 0, 0);
                                 tracing::warn!(output = %self.name, ?msg, "stimulator latched a fault; clearing it");
                                 let n = Message::ClearFaults { seq: 60999 }.encode(&mut out);
                                 let _ = p.write_all(&out[..n]);
                                 self.stats.rearms.fetch_add(1, Ordering::Relaxed);
                             }
-                            if let Some(done) =
-                                self.handle(msg, t_recv, &mut fit, &mut ping, &mut pending)
-                            {
+                            let done = self.handle(msg, t_recv, &mut fit, &mut ping, &mut pending);
+                            if let Some((device_us, rtt)) = pong_rtt {
+                                let accepted = self.stats.sync_samples.load(Ordering::Relaxed)
+                                    > accepted_before;
+                                self.event(
+                                    LinkEventKind::ClockSync,
+                                    t_recv.saturating_sub(rtt / 2),
+                                    Some(device_us),
+                                    rtt as i64,
+                                    accepted as i64,
+                                    0,
+                                );
+                            }
+                            if let Some(done) = done {
                                 if done.ack_rise_ns > done.decision_ns {
                                     let _ = report
                                         .decision_to_edge
@@ -355,6 +460,7 @@ impl Link {
                 Readiness::Hangup => {
                     tracing::warn!(output = %self.name, port = %self.port, "stimulator port hung up; reconnecting");
                     port = Port::Down;
+                    self.event(LinkEventKind::Disconnected, 0, None, 0, 0, 0);
                     next_connect_ns = monotonic_ns() + 10_000_000;
                 }
                 Readiness::Waker => self.waker.drain(),
@@ -373,6 +479,33 @@ impl Link {
         }
         report.fit = fit.is_fitted().then(|| fit.quality());
         report
+    }
+
+    /// Queues a link event for the file (dropped and counted if the recorder is behind).
+    fn event(
+        &mut self,
+        kind: LinkEventKind,
+        host_ns: u64,
+        device_us: Option<u64>,
+        a: i64,
+        b: i64,
+        c: i64,
+    ) {
+        let e = LinkEvent {
+            output: self.output_index,
+            kind: kind as u8,
+            host_ns,
+            received_ns: monotonic_ns(),
+            device_us: device_us.unwrap_or(u64::MAX),
+            a,
+            b,
+            c,
+        };
+        if let Some(ring) = &mut self.events
+            && ring.push(e).is_err()
+        {
+            self.stats.events_lost.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn sleep_until(&self, deadline_ns: u64) {
@@ -495,7 +628,7 @@ impl Link {
         &self,
         decoder: &mut FrameDecoder,
         fit: &mut DeviceClockFit,
-    ) -> Result<serialport::TTYPort, String> {
+    ) -> Result<Connected, String> {
         let mut p = serialport::new(&self.port, self.baud)
             .timeout(Duration::from_millis(5))
             .open_native()
@@ -568,7 +701,11 @@ impl Link {
             channels,
             "stimulator connected; safety limits sent"
         );
-        Ok(p)
+        Ok(Connected {
+            port: p,
+            firmware: fw,
+            channels,
+        })
     }
 }
 

@@ -39,6 +39,8 @@ fn start_link(port: &str, limits: OutputLimits) -> Rig {
         stop: Arc::clone(&stop),
         stats: Arc::clone(&stats),
         live_sent: None,
+        events: None,
+        output_index: 0,
         byte_ns: 0,
     };
     let thread = Some(std::thread::spawn(move || link.run()));
