@@ -18,6 +18,7 @@ pub mod replay;
 pub mod spec;
 mod stream_writer;
 mod transpose;
+pub mod trigger_tables;
 mod writer;
 
 use std::path::PathBuf;

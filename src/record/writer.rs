@@ -10,8 +10,9 @@ use super::compress::{CompressJob, CompressedChunk, CompressorPool};
 use super::gaps::{self, GapTable};
 use super::layout;
 use super::loop_records::{LinkEvent, OutputSetup, TriggerRecord};
-use super::loop_writer::{LinkEventTable, OutputWriter, TriggerTable};
+use super::loop_writer::OutputWriter;
 use super::stream_writer::StreamWriter;
+use super::trigger_tables::{LinkEventTable, TriggerTable};
 use super::{RecordError, RecorderSetup, StreamSetup};
 use crate::clock::SessionClock;
 

@@ -11,12 +11,14 @@
 //! allocates per command.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::codec::{FrameDecoder, Message};
+pub use super::wake::LinkWaker;
+use super::wake::{Readiness, wait_readable};
 use crate::clock::device_fit::{DeviceClockFit, SyncSample};
 use crate::clock::monotonic_ns;
 use crate::config::output::OutputLimits;
@@ -31,44 +33,6 @@ const HELLO_TIMEOUT_NS: u64 = 2_000_000_000;
 const ACK_GRACE_NS: u64 = 1_000_000_000;
 /// Commands in flight at once (sequence-number window).
 const IN_FLIGHT: usize = 64;
-
-/// An eventfd other threads write to wake the link thread.
-#[derive(Debug)]
-pub struct LinkWaker {
-    fd: RawFd,
-}
-
-impl LinkWaker {
-    /// Creates the eventfd.
-    pub fn new() -> std::io::Result<Self> {
-        // SAFETY: plain syscall; the fd is owned by the returned value.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(Self { fd })
-    }
-
-    /// Wakes the link thread (one syscall, no allocation, no lock).
-    pub fn wake(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a valid u64 to our eventfd.
-        unsafe { libc::write(self.fd, (&one as *const u64).cast(), 8) };
-    }
-
-    fn drain(&self) {
-        let mut v: u64 = 0;
-        // SAFETY: reads 8 bytes into a valid u64 from our non-blocking eventfd.
-        unsafe { libc::read(self.fd, (&mut v as *mut u64).cast(), 8) };
-    }
-}
-
-impl Drop for LinkWaker {
-    fn drop(&mut self) {
-        // SAFETY: we own the fd.
-        unsafe { libc::close(self.fd) };
-    }
-}
 
 /// Live counters of a link.
 #[derive(Debug, Default)]
@@ -339,7 +303,7 @@ impl Link {
                 let _ = self.recorder.push(slot.record);
             }
             // Wait for bytes or a command.
-            match wait_readable(p.as_raw_fd(), self.waker.fd, 20) {
+            match wait_readable(p.as_raw_fd(), self.waker.fd(), 20) {
                 Readiness::Port => match p.read(&mut buf) {
                     Ok(0) | Err(_) => {
                         tracing::warn!(output = %self.name, port = %self.port, "stimulator port vanished; reconnecting");
@@ -511,7 +475,11 @@ impl Link {
     fn sleep_until(&self, deadline_ns: u64) {
         let now = monotonic_ns();
         if deadline_ns > now {
-            let _ = wait_readable(-1, self.waker.fd, ((deadline_ns - now) / 1_000_000) as i32);
+            let _ = wait_readable(
+                -1,
+                self.waker.fd(),
+                ((deadline_ns - now) / 1_000_000) as i32,
+            );
             self.waker.drain();
         }
     }
@@ -707,43 +675,4 @@ impl Link {
             channels,
         })
     }
-}
-
-enum Readiness {
-    Port,
-    Hangup,
-    Waker,
-    Timeout,
-}
-
-/// `poll(2)` on the port (if `port >= 0`) and the waker, for up to `timeout_ms`.
-fn wait_readable(port: RawFd, waker: RawFd, timeout_ms: i32) -> Readiness {
-    let mut fds = [
-        libc::pollfd {
-            fd: waker,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: port,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    let count = if port >= 0 { 2 } else { 1 };
-    // SAFETY: `fds` is a valid array of `count` pollfds.
-    let r = unsafe { libc::poll(fds.as_mut_ptr(), count, timeout_ms) };
-    if r <= 0 {
-        return Readiness::Timeout;
-    }
-    if count == 2 && fds[1].revents & libc::POLLIN != 0 {
-        return Readiness::Port;
-    }
-    if count == 2 && fds[1].revents & (libc::POLLHUP | libc::POLLERR) != 0 {
-        return Readiness::Hangup;
-    }
-    if fds[0].revents & libc::POLLIN != 0 {
-        return Readiness::Waker;
-    }
-    Readiness::Timeout
 }

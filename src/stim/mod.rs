@@ -14,3 +14,4 @@ pub mod link;
 #[cfg(test)]
 mod link_tests;
 pub mod ports;
+pub mod wake;
