@@ -172,26 +172,7 @@ fn print_summary(s: &SessionSummary) {
         );
     }
     for o in &l.outputs {
-        println!(
-            "output {} ({}): {} sent, {} acked, {} refused, {} blocked, {} link-down, {} connects, {} faults; clock-sync residual {}",
-            o.name,
-            o.port,
-            o.sent,
-            o.acked,
-            o.nacked,
-            o.blocked,
-            o.link_down,
-            o.connects,
-            o.faults,
-            o.sync_residual_us
-                .map_or("n/a".into(), |r| format!("{r:.1} µs"))
-        );
-        if o.sent > 0 {
-            println!(
-                "  decision → serial write {}; decision → device edge {}",
-                o.decision_to_write, o.decision_to_edge
-            );
-        }
+        println!("{o}");
     }
     if !l.rules.is_empty() {
         println!(

@@ -67,7 +67,6 @@ pub struct ModelRunner {
     provider: &'static str,
     input_name: String,
     state_inputs: Vec<String>,
-    output_name: String,
 }
 
 fn ort_err(context: &str) -> impl Fn(ort::Error) -> InferError + '_ {
@@ -434,7 +433,6 @@ impl ModelRunner {
             provider,
             input_name: spec.name.clone(),
             state_inputs: config.state.iter().map(|s| s.input.clone()).collect(),
-            output_name: out_name.clone(),
         };
         runner.reset_state();
         Ok(runner)
@@ -588,20 +586,6 @@ impl ModelRunner {
             values.push((name.clone(), copy(&s.input)?));
         }
         Ok(values)
-    }
-
-    /// The same run through ort's safe `Session::run` on copies of the current input and state
-    /// tensors (allocating; for the overhead benchmark and tests only). Returns the raw output.
-    pub fn run_reference(&mut self) -> Result<Vec<f32>, InferError> {
-        let inputs = self.input_copies()?;
-        let outputs = self.session.run(inputs).map_err(ort_err("run"))?;
-        let value = outputs
-            .get(&self.output_name)
-            .ok_or_else(|| InferError::Run(format!("no output `{}`", self.output_name)))?;
-        let (_, data) = value
-            .try_extract_tensor::<f32>()
-            .map_err(ort_err("extract"))?;
-        Ok(data.to_vec())
     }
 
     /// Times `iterations` runs through ort's safe `Session::run` on copies of the current input

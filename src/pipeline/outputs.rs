@@ -206,13 +206,6 @@ pub fn start_outputs(names: &[String], configs: &[OutputConfig]) -> Result<Start
 }
 
 impl OutputThreads {
-    /// Live counters per output: name, port, link counters.
-    pub fn live(&self) -> impl Iterator<Item = (&str, &str, Option<&Arc<LinkStats>>)> {
-        self.handles
-            .iter()
-            .map(|(n, p, s, _)| (n.as_str(), p.as_str(), s.as_ref()))
-    }
-
     /// Stops the output threads (after the rules thread: their rings are drained first), then
     /// the emulated stimulators.
     pub fn stop(self) -> Vec<OutputReport> {

@@ -126,6 +126,35 @@ pub struct OutputSummary {
     pub decision_to_edge: Percentiles,
 }
 
+impl std::fmt::Display for OutputSummary {
+    /// One line: counters, latencies, clock-sync residual (the CLI summary and the file's notes).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "output {} ({}): {} sent, {} acknowledged, {} refused, {} blocked by limits, {} while the link was down, {} connects, {} faults; clock-sync residual {}",
+            self.name,
+            self.port,
+            self.sent,
+            self.acked,
+            self.nacked,
+            self.blocked,
+            self.link_down,
+            self.connects,
+            self.faults,
+            self.sync_residual_us
+                .map_or("n/a".into(), |r| format!("{r:.1} µs"))
+        )?;
+        if self.sent > 0 {
+            write!(
+                f,
+                "; decision → serial write {}; decision → device edge {}",
+                self.decision_to_write, self.decision_to_edge
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// The closed loop's summary.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LoopSummary {
@@ -261,21 +290,7 @@ impl LoopSummary {
             ));
         }
         for o in &self.outputs {
-            out.push_str(&format!(
-                "output {} ({}): {} sent, {} acknowledged, {} refused, {} blocked by limits, {} while the link was down, {} connects, {} faults; decision→serial write {}; decision→device edge {}; clock-sync residual {}.\n",
-                o.name,
-                o.port,
-                o.sent,
-                o.acked,
-                o.nacked,
-                o.blocked,
-                o.link_down,
-                o.connects,
-                o.faults,
-                o.decision_to_write,
-                o.decision_to_edge,
-                o.sync_residual_us.map_or("n/a".into(), |r| format!("{r:.1} µs"))
-            ));
+            out.push_str(&format!("{o}.\n"));
         }
         if !self.rules.is_empty() {
             out.push_str(&format!(

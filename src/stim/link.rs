@@ -53,8 +53,6 @@ pub struct LinkStats {
     pub frames_bad: AtomicU64,
     /// Faults reported by the device.
     pub faults: AtomicU64,
-    /// Clock-fit residual, ns (0 until fitted).
-    pub sync_residual_ns: AtomicU64,
     /// Ping/pong samples accepted into the clock fit.
     pub sync_samples: AtomicU64,
     /// Times the link cleared a tripped device watchdog.
@@ -429,12 +427,6 @@ impl Link {
                 }
                 Readiness::Waker => self.waker.drain(),
                 Readiness::Timeout => {}
-            }
-            let q = fit.quality();
-            if q.residual_us.is_finite() {
-                self.stats
-                    .sync_residual_ns
-                    .store((q.residual_us * 1000.0) as u64, Ordering::Relaxed);
             }
         }
         for slot in pending.iter_mut().filter(|s| s.in_use) {
