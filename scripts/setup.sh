@@ -17,7 +17,7 @@ command -v python3 >/dev/null 2>&1 || packages+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
 # Tests: the stimulator firmware toolchain (avr-gcc + the Arduino core) and simavr for its harness.
 if [ "$want_test_env" = 1 ]; then
-  packages+=(make g++ gcc-avr avr-libc binutils-avr arduino-core-avr libsimavr-dev libsimavrparts1 libsimavr2)
+  packages+=(make g++ gcc-avr avr-libc binutils-avr arduino-core-avr libsimavr-dev libsimavr2)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use behavd::clock::monotonic_ns;
 use behavd::config::output::OutputLimits;
-use behavd::record::loop_records::{TriggerRecord, TriggerStatus};
+use behavd::record::loop_records::{LinkEvent, LinkEventKind, TriggerRecord, TriggerStatus};
 use behavd::stim::codec::{FrameDecoder, Message};
 use behavd::stim::link::{Link, LinkReport, LinkStats, LinkWaker};
 
@@ -142,6 +142,7 @@ impl Drop for Harness {
 struct HostLink {
     commands: rtrb::Producer<TriggerRecord>,
     records: rtrb::Consumer<TriggerRecord>,
+    events: rtrb::Consumer<LinkEvent>,
     waker: Arc<LinkWaker>,
     stop: Arc<AtomicBool>,
     stats: Arc<LinkStats>,
@@ -152,6 +153,7 @@ impl HostLink {
     fn start(port: &Path, limits: OutputLimits) -> Self {
         let (commands, cmd_rx) = rtrb::RingBuffer::new(64);
         let (rec_tx, records) = rtrb::RingBuffer::new(64);
+        let (event_tx, events) = rtrb::RingBuffer::new(4096);
         let waker = Arc::new(LinkWaker::new().unwrap());
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(LinkStats::default());
@@ -167,7 +169,7 @@ impl HostLink {
             stop: Arc::clone(&stop),
             stats: Arc::clone(&stats),
             live_sent: None,
-            events: None,
+            events: Some(event_tx),
             output_index: 0,
             // simavr paces UART bytes at 11 bits (test-rigs.md), real 8N1 at 10.
             byte_ns: 11_000_000_000 / 115_200,
@@ -176,6 +178,7 @@ impl HostLink {
         let l = Self {
             commands,
             records,
+            events,
             waker,
             stop,
             stats,
@@ -239,8 +242,8 @@ fn limits(watchdog_ms: u32) -> OutputLimits {
 
 /// Rules-style commands through behavd's link: every pulse appears on D9 with the commanded
 /// width and period (within the firmware's interrupt jitter), acknowledgement times equal the
-/// logged edges, and in real-time mode the clock fit maps device edges to host time (residual
-/// printed; asserted below 1 ms for now).
+/// logged edges, and in real-time mode the clock fit maps device edges to host time with a
+/// residual under 100 µs.
 #[test]
 fn pulses_reach_the_pins_and_acknowledgements_match_the_logged_edges() {
     let _one = serial();
@@ -313,14 +316,18 @@ fn pulses_reach_the_pins_and_acknowledgements_match_the_logged_edges() {
         "clock fit residual {:.1} µs over {} samples ({} rejected); mapped edge − logged host time: {host_errors:?} µs",
         fit.residual_us, fit.samples, fit.rejected
     );
-    // Issue 4's target is < 100 µs; on this 2-core VM under load the fit residual measured
-    // 130–520 µs (simavr throttled to real time, pty scheduling jitter). Asserted loosely until
-    // the sync path is tightened; the number is printed above.
+    // Issue 4's target: residual < 100 µs in real-time mode (measured 22–31 µs on a 2-core VM).
     assert!(
-        fit.residual_us < 1000.0,
+        fit.residual_us < 100.0,
         "clock-sync residual {} µs",
         fit.residual_us
     );
+    // The fit also maps the acknowledged device edges onto the host clock: within a few
+    // hundred µs of the host time the harness logged while simulating the edge (that log
+    // itself trails the simulation by the harness's sleep granularity).
+    for e in &host_errors {
+        assert!(e.abs() < 300.0, "mapped edge − logged host time {e} µs");
+    }
 }
 
 /// The host goes silent with a long pulse on: the firmware's watchdog switches the output off
@@ -344,81 +351,127 @@ fn the_watchdog_turns_the_output_off_when_the_host_goes_silent() {
     );
 }
 
-/// Straight to the firmware over the pty: a pulse longer than max-on is cut at max-on and
-/// reported (PULSE_DONE flag + FAULT 2); garbage on the wire is not fatal.
+/// Behavd's codec straight on the pty, for the firmware's own behaviour: every message the
+/// firmware sent is kept, in order.
+struct RawPort {
+    port: serialport::TTYPort,
+    decoder: FrameDecoder,
+    seen: Vec<Message>,
+    frames_bad: u64,
+}
+
+impl RawPort {
+    /// Opens the link and says HELLO (answered by CAPABILITIES).
+    fn open(tty: &Path) -> Self {
+        let port = serialport::new(tty.display().to_string(), 115_200)
+            .timeout(Duration::from_millis(20))
+            .open_native()
+            .unwrap();
+        let mut p = Self {
+            port,
+            decoder: FrameDecoder::new(),
+            seen: Vec::new(),
+            frames_bad: 0,
+        };
+        p.send(Message::Hello { protocol: 1 });
+        p.wait_for("CAPABILITIES", |m| {
+            matches!(m, Message::Capabilities { .. })
+        });
+        p
+    }
+
+    fn send(&mut self, m: Message) {
+        let mut out = [0u8; 80];
+        let n = m.encode(&mut out);
+        self.port.write_all(&out[..n]).unwrap();
+    }
+
+    /// Reads until a message matches; returns it. Everything read is kept in `seen`.
+    fn wait_for(&mut self, what: &str, pred: impl Fn(&Message) -> bool) -> Message {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut buf = [0u8; 256];
+        let from = self.seen.len();
+        loop {
+            if let Some(m) = self.seen[from..].iter().find(|m| pred(m)) {
+                return *m;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what}; seen: {:?}",
+                &self.seen[from..]
+            );
+            if let Ok(n) = self.port.read(&mut buf) {
+                for m in self.decoder.feed(&buf[..n]) {
+                    match m {
+                        Ok(m) => self.seen.push(m),
+                        Err(_) => self.frames_bad += 1,
+                    }
+                }
+            }
+        }
+    }
+
+    /// SET_SAFETY for channel 0 (watchdog off), acknowledged.
+    fn safety(&mut self, seq: u16, max_on_us: u32, max_duty_permille: u16, window_ms: u16) {
+        self.send(Message::SetSafety {
+            seq,
+            channel: 0,
+            max_on_us,
+            max_duty_permille,
+            duty_window_ms: window_ms,
+            watchdog_ms: 0,
+        });
+        self.wait_for(
+            "OK to SET_SAFETY",
+            |m| matches!(m, Message::Ok { seq: s, .. } if *s == seq),
+        );
+    }
+}
+
+/// (rise, fall) pairs in simulated ns from a pin's logged edges.
+fn on_intervals(edges: &[(u8, u64, u64)]) -> Vec<(u64, u64)> {
+    edges
+        .chunks(2)
+        .filter(|p| p.len() == 2)
+        .map(|p| {
+            assert_eq!((p[0].0, p[1].0), (1, 0), "edges alternate");
+            (p[0].1, p[1].1)
+        })
+        .collect()
+}
+
+/// A pulse longer than max-on is cut at max-on on the pin, flagged in PULSE_DONE and reported
+/// by FAULT 2 with the on time.
 #[test]
-fn the_firmware_cuts_at_max_on_and_survives_garbage() {
+fn the_firmware_cuts_a_pulse_at_max_on_and_reports_it() {
     let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     let tty = dir.path().join("stim.tty");
     let harness = Harness::start(&tty, false);
-    let mut port = serialport::new(tty.display().to_string(), 115_200)
-        .timeout(Duration::from_millis(20))
-        .open_native()
-        .unwrap();
-    let mut out = [0u8; 80];
-    let mut send = |port: &mut serialport::TTYPort, m: Message| {
-        let n = m.encode(&mut out);
-        port.write_all(&out[..n]).unwrap();
-    };
-    let mut decoder = FrameDecoder::new();
-    let mut wait_for =
-        |port: &mut serialport::TTYPort, pred: &dyn Fn(&Message) -> bool| -> Message {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            let mut buf = [0u8; 256];
-            let mut seen = Vec::new();
-            loop {
-                assert!(
-                    Instant::now() < deadline,
-                    "no matching message; seen: {seen:?}"
-                );
-                if let Ok(n) = port.read(&mut buf) {
-                    for m in decoder.feed(&buf[..n]).flatten() {
-                        if seen.len() < 40 {
-                            seen.push(m);
-                        }
-                        if pred(&m) {
-                            return m;
-                        }
-                    }
-                }
-            }
-        };
-    send(&mut port, Message::Hello { protocol: 1 });
-    wait_for(&mut port, &|m| matches!(m, Message::Capabilities { .. }));
-    send(
-        &mut port,
-        Message::SetSafety {
-            seq: 1,
-            channel: 0,
-            max_on_us: 3_000,
-            max_duty_permille: 1000,
-            duty_window_ms: 1000,
-            watchdog_ms: 0,
-        },
-    );
-    wait_for(&mut port, &|m| matches!(m, Message::Ok { seq: 1, .. }));
-    send(
-        &mut port,
-        Message::Pulse {
-            seq: 2,
-            channel: 0,
-            width_us: 10_000,
-            count: 1,
-            period_us: 0,
-        },
-    );
-    // The firmware reports the fault as it cuts, then acknowledges the pulse.
-    wait_for(&mut port, &|m| matches!(m, Message::Fault { code: 2, .. }));
-    let done = wait_for(&mut port, &|m| {
-        matches!(m, Message::PulseDone { seq: 2, .. })
+    let mut port = RawPort::open(&tty);
+    port.safety(1, 3_000, 1000, 1000);
+    port.send(Message::Pulse {
+        seq: 2,
+        channel: 0,
+        width_us: 10_000,
+        count: 1,
+        period_us: 0,
     });
+    // The firmware reports the fault as it cuts, then acknowledges the pulse.
+    let Message::Fault { detail, .. } =
+        port.wait_for("FAULT 2", |m| matches!(m, Message::Fault { code: 2, .. }))
+    else {
+        unreachable!()
+    };
+    assert!(detail.abs_diff(3_000) <= 20, "FAULT 2 on time {detail} µs");
     let Message::PulseDone {
         flags,
         rise_us,
         fall_us,
         ..
-    } = done
+    } = port.wait_for("PULSE_DONE 2", |m| {
+        matches!(m, Message::PulseDone { seq: 2, .. })
+    })
     else {
         unreachable!()
     };
@@ -428,55 +481,207 @@ fn the_firmware_cuts_at_max_on_and_survives_garbage() {
         "on for {} µs",
         fall_us - rise_us
     );
-    let edges = harness.wait_edges("D9", 2);
-    let on_us = (edges[1].1 - edges[0].1) as f64 / 1000.0;
+    let on = on_intervals(&harness.wait_edges("D9", 2));
+    let on_us = (on[0].1 - on[0].0) as f64 / 1000.0;
     assert!((on_us - 3_000.0).abs() <= 20.0, "D9 on for {on_us} µs");
-    // Garbage (no 0x00 for 100 bytes), then valid PINGs: still answered; errors counted.
-    port.write_all(&[0x55; 100]).unwrap();
-    let mut answered = false;
-    let mut ping_decoder = FrameDecoder::new();
-    for token in 100..110u32 {
-        port.write_all(&[0]).unwrap();
-        send(&mut port, Message::Ping { token });
-        let deadline = Instant::now() + Duration::from_millis(500);
-        let mut buf = [0u8; 256];
-        while !answered && Instant::now() < deadline {
-            if let Ok(n) = port.read(&mut buf) {
-                answered |= ping_decoder
-                    .feed(&buf[..n])
-                    .flatten()
-                    .any(|m| matches!(m, Message::Pong { token: t, .. } if t == token));
-            }
-        }
-        if answered {
-            break;
-        }
-    }
-    assert!(answered, "the firmware answers again after garbage");
-    // The firmware counts the bad frame in HEARTBEAT rx_errors when the bytes reach its decoder;
-    // in simavr the 64-byte UART buffer sometimes drops part of a burst first, so the count is
-    // not asserted here (the codec and emulator tests assert the counting rules).
-    harness.stop();
 }
 
-/// The harness is restarted mid-session (the port vanishes and returns): behavd's link
-/// reconnects by itself, re-sends the safety configuration, and the next pulse is acknowledged.
+/// Every bad-frame stream of the shared test vectors, then 100 bytes without a delimiter, on the
+/// wire: the firmware answers exactly the valid frames among them (PINGs), counts exactly the
+/// vectors' number of dropped frames in HEARTBEAT rx_errors, and stays responsive.
 #[test]
-fn the_link_reconnects_after_the_harness_restarts() {
+fn garbage_and_truncated_frames_are_counted_and_skipped_by_the_firmware() {
+    let _one = serial();
+    let vectors: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(project().join("firmware-interface/test-vectors/bad_frames.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let hex = |s: &str| -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    let (mut stream, mut errors, mut valid) = (Vec::new(), 0u64, 0usize);
+    for v in vectors["streams"].as_array().unwrap() {
+        stream.extend(hex(v["stream_hex"].as_str().unwrap()));
+        errors += v["rx_errors"].as_u64().unwrap();
+        valid += v["valid_payloads_hex"].as_array().unwrap().len();
+    }
+    stream.extend([0x55; 100]);
+    stream.push(0); // the overlong run ends: one more dropped frame
+    errors += 1;
+    let dir = tempfile::tempdir().unwrap();
+    let tty = dir.path().join("stim.tty");
+    let harness = Harness::start(&tty, false);
+    let mut port = RawPort::open(&tty);
+    let heartbeat = |m: &Message| matches!(m, Message::DeviceHeartbeat { .. });
+    let Message::DeviceHeartbeat {
+        rx_errors: before, ..
+    } = port.wait_for("HEARTBEAT", heartbeat)
+    else {
+        unreachable!()
+    };
+    port.port.write_all(&stream).unwrap();
+    port.send(Message::Ping { token: 99 });
+    let from = port.seen.len();
+    port.wait_for("PONG 99", |m| matches!(m, Message::Pong { token: 99, .. }));
+    let Message::DeviceHeartbeat {
+        rx_errors: after,
+        faults,
+        ..
+    } = port.wait_for("HEARTBEAT after the garbage", heartbeat)
+    else {
+        unreachable!()
+    };
+    let pongs = port.seen[from..]
+        .iter()
+        .filter(|m| matches!(m, Message::Pong { token: 7, .. }))
+        .count();
+    harness.stop();
+    assert_eq!(pongs, valid, "valid frames among the garbage answered");
+    assert_eq!(u64::from(after.wrapping_sub(before)), errors, "rx_errors");
+    assert_eq!(faults & 0b1000, 0b1000, "receive overflow latched");
+    assert_eq!(port.frames_bad, 0, "the firmware's own frames are intact");
+}
+
+/// The duty-cycle cap on the pins: a train over the cap on its own is refused (NACK 6, no
+/// edge); a held level is switched off when the window's on time reaches the cap (FAULT 3);
+/// a train right after it loses the pulses that would break the cap (FAULT 3 with the number
+/// skipped, no PULSE_DONE for them); and in every window ending at a falling edge on D9 the on
+/// time stays within the cap.
+#[test]
+fn the_duty_cycle_cap_holds_on_the_pins() {
     let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     let tty = dir.path().join("stim.tty");
     let harness = Harness::start(&tty, false);
-    let mut link = HostLink::start(&tty, limits(1000));
+    let mut port = RawPort::open(&tty);
+    const WINDOW_NS: u64 = 1_000_000_000;
+    const CAP_NS: u64 = 250_000_000;
+    port.safety(1, 0, 250, 1000);
+    port.send(Message::Pulse {
+        seq: 2,
+        channel: 0,
+        width_us: 50_000,
+        count: 10,
+        period_us: 100_000,
+    });
+    port.wait_for("NACK 6", |m| {
+        matches!(m, Message::Nack { seq: 2, reason: 6 })
+    });
+    port.send(Message::SetLevel {
+        seq: 3,
+        channel: 0,
+        level: 1,
+    });
+    port.wait_for("FAULT 3 ending the level", |m| {
+        matches!(
+            m,
+            Message::Fault {
+                code: 3,
+                detail: 0,
+                ..
+            }
+        )
+    });
+    port.send(Message::Pulse {
+        seq: 4,
+        channel: 0,
+        width_us: 20_000,
+        count: 15,
+        period_us: 100_000,
+    });
+    let Message::Fault {
+        detail: skipped, ..
+    } = port.wait_for(
+        "FAULT 3 after the train",
+        |m| matches!(m, Message::Fault { code: 3, detail: d, .. } if *d > 0),
+    )
+    else {
+        unreachable!()
+    };
+    let done = port
+        .seen
+        .iter()
+        .filter(|m| matches!(m, Message::PulseDone { seq: 4, .. }))
+        .count();
+    assert!(
+        (1..15).contains(&skipped) && done == 15 - skipped as usize,
+        "{skipped} skipped, {done} PULSE_DONE"
+    );
+    let on = on_intervals(&harness.wait_edges("D9", 2 + 2 * done));
+    harness.stop();
+    assert_eq!(on.len(), 1 + done, "the level, then the pulses not skipped");
+    let level_ns = on[0].1 - on[0].0;
+    assert!(
+        level_ns.abs_diff(CAP_NS) <= 20_000,
+        "level on {level_ns} ns"
+    );
+    for &(_, end) in &on {
+        let start = end.saturating_sub(WINDOW_NS);
+        let on_in_window: u64 = on
+            .iter()
+            .map(|&(r, f)| f.min(end).saturating_sub(r.max(start)))
+            .sum();
+        assert!(
+            on_in_window <= CAP_NS + 20_000,
+            "{on_in_window} ns on in the window ending at {end}"
+        );
+    }
+}
+
+/// The harness is restarted mid-session (the port vanishes and returns): behavd's link
+/// reconnects by itself, the outage is in its events (connected → disconnected → connected),
+/// the next pulse is acknowledged, and the new firmware instance has the safety configuration
+/// again: its watchdog (off at reset) cuts a long pulse once the host goes silent.
+#[test]
+fn the_link_reconnects_after_the_harness_restarts_and_re_arms_safety() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let tty = dir.path().join("stim.tty");
+    let harness = Harness::start(&tty, true);
+    let mut link = HostLink::start(&tty, limits(300));
     link.pulse(0, 1_000, 1, 0);
     assert_eq!(link.record().status, TriggerStatus::Acked as u8);
     harness.stop();
-    let harness = Harness::start(&tty, false);
+    let harness = Harness::start(&tty, true);
     link.wait("reconnection", |s| s.connects.load(Ordering::Relaxed) >= 2);
     link.pulse(0, 1_000, 1, 0);
     let r = link.record();
     assert_eq!(r.status, TriggerStatus::Acked as u8, "{r:?}");
-    link.stop();
     harness.wait_edges("D9", 2);
+    link.pulse(1, 3_000_000, 1, 0);
+    harness.wait_edges("D10", 1);
+    let mut events = Vec::new();
+    while let Ok(e) = link.events.pop() {
+        events.push(e);
+    }
+    link.stop();
+    let d10 = harness.wait_edges("D10", 2);
     harness.stop();
+    let on_ms = (d10[1].1 - d10[0].1) as f64 / 1e6;
+    assert!(
+        (200.0..=700.0).contains(&on_ms),
+        "output on for {on_ms} ms after reconnection (watchdog 300 ms, pulse 3000 ms)"
+    );
+    let connection: Vec<(u8, u64)> = events
+        .iter()
+        .filter(|e| {
+            e.kind == LinkEventKind::Connected as u8 || e.kind == LinkEventKind::Disconnected as u8
+        })
+        .map(|e| (e.kind, e.received_ns))
+        .collect();
+    let kinds: Vec<u8> = connection.iter().map(|c| c.0).collect();
+    assert_eq!(
+        kinds,
+        [
+            LinkEventKind::Connected as u8,
+            LinkEventKind::Disconnected as u8,
+            LinkEventKind::Connected as u8
+        ],
+        "connection events"
+    );
+    assert!(connection[1].1 < connection[2].1, "the outage has a length");
 }

@@ -2,6 +2,12 @@
  * stimrig: run the behavd_stim firmware in simavr (ATmega328P @ 16 MHz), bridge UART0 to a
  * pseudo-terminal and log every edge of the stimulator pins with simulated and host time.
  *
+ * The bridge is the harness's own (not libsimavrparts' uart_pty): every 50 µs of simulated time
+ * it moves the bytes waiting on the pty into the UART's input FIFO while the UART signals room
+ * (XON/XOFF), and the UART paces them to the firmware at its byte time, like a wire. uart_pty
+ * only pushes when the UART raises XON or on a 1 ms timer, so an idle link delayed host bytes by
+ * up to 1 ms and a burst overflowed the 64-byte FIFO.
+ *
  *   stimrig -p LINK [-r] [-t SECONDS] [-i PERIOD_US] [-s] FIRMWARE.elf|.hex
  *
  * Log lines on stdout (one per line, flushed; see ../README.md "Harness"):
@@ -28,13 +34,26 @@
 #include "sim_avr.h"
 #include "sim_elf.h"
 #include "sim_hex.h"
+#include "avr_uart.h"
 #include "sim_time.h"
-#include "uart_pty.h"
+
+#include <fcntl.h>
+#include <pty.h>
+#include <termios.h>
 
 #define FREQ 16000000UL
 
 static avr_t *avr;
-static uart_pty_t uart;
+/* The pty bridge: master fd, bytes read from the host not yet in the UART, the UART's flow state,
+   and bytes from the firmware the host has not taken yet. */
+static int pty_master = -1;
+static char pty_slave_name[128];
+static uint8_t rx_buf[4096];
+static size_t rx_head, rx_len;
+static int uart_xoff;
+static uint8_t tx_buf[65536];
+static size_t tx_head, tx_len;
+static avr_irq_t *uart_input_irq;
 static volatile sig_atomic_t stop_flag;
 static uint64_t wall_start_ns;
 static uint64_t input_half_cycles;
@@ -84,6 +103,80 @@ static avr_cycle_count_t input_toggle(avr_t *a, avr_cycle_count_t when, void *pa
   input_level ^= 1;
   avr_raise_irq(avr_io_getirq(a, AVR_IOCTL_IOPORT_GETIRQ('B'), 0), input_level);
   return when + input_half_cycles;
+}
+
+static void flush_tx(void) {
+  while (tx_len > 0) {
+    size_t chunk = tx_len < sizeof tx_buf - tx_head ? tx_len : sizeof tx_buf - tx_head;
+    ssize_t n = write(pty_master, tx_buf + tx_head, chunk);
+    if (n <= 0) return;  // host not reading (EAGAIN) or not connected (EIO): keep for later
+    tx_head = (tx_head + (size_t)n) % sizeof tx_buf;
+    tx_len -= (size_t)n;
+  }
+}
+
+/* Firmware → host: each byte the UART shifts out goes to the pty as it leaves the UART. */
+static void uart_out_hook(struct avr_irq_t *irq, uint32_t value, void *param) {
+  (void)irq;
+  (void)param;
+  if (tx_len == sizeof tx_buf) return;  // nobody has read 64 KiB: drop, like a dead USB link
+  tx_buf[(tx_head + tx_len) % sizeof tx_buf] = (uint8_t)value;
+  tx_len++;
+  flush_tx();
+}
+
+static void uart_xon_hook(struct avr_irq_t *irq, uint32_t value, void *param) {
+  (void)irq;
+  (void)value;
+  (void)param;
+  uart_xoff = 0;
+}
+
+static void uart_xoff_hook(struct avr_irq_t *irq, uint32_t value, void *param) {
+  (void)irq;
+  (void)value;
+  (void)param;
+  uart_xoff = 1;
+}
+
+/* Host → firmware: read what the pty holds, then feed the UART FIFO until it says XOFF. */
+static void pump_rx(void) {
+  if (rx_len < sizeof rx_buf) {
+    size_t tail = (rx_head + rx_len) % sizeof rx_buf;
+    size_t room = rx_head + rx_len < sizeof rx_buf ? sizeof rx_buf - tail : rx_head - tail;
+    ssize_t n = read(pty_master, rx_buf + tail, room);
+    if (n > 0) rx_len += (size_t)n;
+  }
+  while (rx_len > 0 && !uart_xoff) {
+    uint8_t b = rx_buf[rx_head];
+    rx_head = (rx_head + 1) % sizeof rx_buf;
+    rx_len--;
+    avr_raise_irq(uart_input_irq, b);
+  }
+  if (tx_len > 0) flush_tx();
+}
+
+static int open_bridge(void) {
+  int slave;
+  if (openpty(&pty_master, &slave, pty_slave_name, NULL, NULL) != 0) return -1;
+  struct termios t;
+  tcgetattr(pty_master, &t);
+  cfmakeraw(&t);
+  tcsetattr(pty_master, TCSANOW, &t);
+  close(slave);  // a host opens it by name; EIO on the master until then
+  fcntl(pty_master, F_SETFL, fcntl(pty_master, F_GETFL) | O_NONBLOCK);
+  uint32_t flags = 0;
+  avr_ioctl(avr, AVR_IOCTL_UART_GET_FLAGS('0'), &flags);
+  flags &= ~(uint32_t)(AVR_UART_FLAG_STDIO | AVR_UART_FLAG_POLL_SLEEP);
+  avr_ioctl(avr, AVR_IOCTL_UART_SET_FLAGS('0'), &flags);
+  uart_input_irq = avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_INPUT);
+  avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUTPUT),
+                          uart_out_hook, NULL);
+  avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUT_XON),
+                          uart_xon_hook, NULL);
+  avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUT_XOFF),
+                          uart_xoff_hook, NULL);
+  return 0;
 }
 
 static void on_signal(int sig) {
@@ -156,10 +249,12 @@ int main(int argc, char **argv) {
     avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_IOPORT_GETIRQ(pins[i].port), pins[i].bit),
                             pin_hook, &pins[i]);
 
-  uart_pty_init(avr, &uart);
-  uart_pty_connect(&uart, '0');
+  if (open_bridge() != 0) {
+    fprintf(stderr, "stimrig: openpty: %s\n", strerror(errno));
+    return 1;
+  }
   unlink(link_path);
-  if (symlink(uart.port[0].slavename, link_path) != 0) {
+  if (symlink(pty_slave_name, link_path) != 0) {
     fprintf(stderr, "stimrig: symlink %s: %s\n", link_path, strerror(errno));
     return 1;
   }
@@ -176,7 +271,7 @@ int main(int argc, char **argv) {
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
 
-  printf("READY pty=%s link=%s\n", uart.port[0].slavename, link_path);
+  printf("READY pty=%s link=%s\n", pty_slave_name, link_path);
   fflush(stdout);
 
   wall_start_ns = mono_ns();
@@ -184,7 +279,7 @@ int main(int argc, char **argv) {
   /* Real-time mode checks every 50 µs of simulated time and sleeps when the simulation is more
      than 20 µs ahead of the wall clock, so the device clock tracks the host within tens of µs
      (a 1 ms granularity made clock-sync samples jitter by up to 1 ms). */
-  const uint64_t check_cycles = realtime ? FREQ / 20000 : FREQ / 1000;
+  const uint64_t check_cycles = FREQ / 20000;
   uint64_t next_check = check_cycles, next_speed = FREQ;
   int state = cpu_Running;
   while (!stop_flag) {
@@ -192,6 +287,7 @@ int main(int argc, char **argv) {
     if (state == cpu_Done || state == cpu_Crashed) break;
     if (avr->cycle >= next_check) {
       next_check = avr->cycle + check_cycles;
+      pump_rx();
       if (limit_cycles && avr->cycle >= limit_cycles) break;
       if (realtime) {
         uint64_t sim = sim_ns(), wall = mono_ns() - wall_start_ns;
@@ -213,6 +309,5 @@ int main(int argc, char **argv) {
          (unsigned long long)avr->cycle, ss, ws, ws > 0 ? ss / ws : 0.0, state);
   fflush(stdout);
   unlink(link_path);
-  // Not uart_pty_stop(): it can hang joining the pty thread (see test-rigs.md pitfalls).
   _exit(state == cpu_Crashed ? 3 : 0);
 }

@@ -14,6 +14,7 @@ pub mod inspect;
 mod layout;
 pub mod loop_records;
 pub mod loop_writer;
+pub mod outage_table;
 pub mod replay;
 pub mod spec;
 mod stream_writer;

@@ -9,6 +9,7 @@ use super::column::Column;
 use super::h5::{self, H5Result};
 use super::loop_records::{RuleRow, TriggerRecord, TriggerStatus};
 use super::loop_writer::RULES_TABLE;
+use super::outage_table::OutageTable;
 
 fn column<T: hdf5::H5Type + Copy>(
     table: &Group,
@@ -270,8 +271,10 @@ impl TriggerTable {
     }
 }
 
-/// `acquisition/StimulatorEvents`: every event of every stimulator link.
+/// `acquisition/StimulatorEvents`: every event of every stimulator link (and, derived from the
+/// connection events, `intervals/StimulatorOutages`).
 pub struct LinkEventTable {
+    outages: OutageTable,
     id: Column<i64>,
     time: Column<f64>,
     received_time: Column<f64>,
@@ -316,6 +319,7 @@ impl LinkEventTable {
         let id = h5::extensible::<i64>(&t, "id", &[], 256, None)?;
         h5::set_type(&id, "ElementIdentifiers", "hdmf-common")?;
         Ok(Self {
+            outages: OutageTable::create(file, outputs)?,
             id: Column::new(id, &[], 64),
             time: column(
                 &t,
@@ -371,6 +375,17 @@ impl LinkEventTable {
         self.b.push_one(e.b);
         self.c.push_one(e.c);
         self.id.push_one(self.id.rows() as i64);
+        self.outages.observe(e, clock);
+    }
+
+    /// Ends the outages still open when the session ends at `end_ns`.
+    pub fn close_outages(&mut self, end_ns: u64, clock: &SessionClock) {
+        self.outages.close_open(end_ns, clock);
+    }
+
+    /// Rows of `intervals/StimulatorOutages` queued or written.
+    pub fn outage_rows(&self) -> usize {
+        self.outages.rows()
     }
 
     /// Rows queued or written.
@@ -388,6 +403,7 @@ impl LinkEventTable {
         self.a.write_pending()?;
         self.b.write_pending()?;
         self.c.write_pending()?;
-        self.id.write_pending()
+        self.id.write_pending()?;
+        self.outages.write_pending()
     }
 }

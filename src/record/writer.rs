@@ -248,6 +248,9 @@ impl Session {
                 self.wait_briefly();
             }
         }
+        if let Some((_, table)) = &mut self.link_events {
+            table.close_outages(crate::clock::monotonic_ns(), &self.clock);
+        }
         self.flush()
     }
 
@@ -403,6 +406,9 @@ impl Session {
                 .iter()
                 .all(|(s, _)| s.records.is_abandoned() && s.records.is_empty())
                 && self.triggers.as_ref().is_none_or(|(rings, _)| {
+                    rings.iter().all(|r| r.is_abandoned() && r.is_empty())
+                })
+                && self.link_events.as_ref().is_none_or(|(rings, _)| {
                     rings.iter().all(|r| r.is_abandoned() && r.is_empty())
                 });
         loop_drained
