@@ -7,15 +7,14 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use behavd::clock::monotonic_ns;
 use behavd::config::output::OutputLimits;
-use behavd::record::loop_records::{LinkEvent, LinkEventKind, TriggerRecord, TriggerStatus};
+use behavd::record::loop_records::{LinkEventKind, TriggerStatus};
 use behavd::stim::codec::{FrameDecoder, Message};
-use behavd::stim::link::{Link, LinkReport, LinkStats, LinkWaker};
+use behavd::stim::test_rig::{LinkRig, RigConfig};
 
 /// One harness at a time: each simulation takes a whole core, and a starved real-time harness
 /// trips the watchdog it is testing.
@@ -139,95 +138,17 @@ impl Drop for Harness {
     }
 }
 
-struct HostLink {
-    commands: rtrb::Producer<TriggerRecord>,
-    records: rtrb::Consumer<TriggerRecord>,
-    events: rtrb::Consumer<LinkEvent>,
-    waker: Arc<LinkWaker>,
-    stop: Arc<AtomicBool>,
-    stats: Arc<LinkStats>,
-    thread: Option<std::thread::JoinHandle<LinkReport>>,
-}
-
-impl HostLink {
-    fn start(port: &Path, limits: OutputLimits) -> Self {
-        let (commands, cmd_rx) = rtrb::RingBuffer::new(64);
-        let (rec_tx, records) = rtrb::RingBuffer::new(64);
-        let (event_tx, events) = rtrb::RingBuffer::new(4096);
-        let waker = Arc::new(LinkWaker::new().unwrap());
-        let stop = Arc::new(AtomicBool::new(false));
-        let stats = Arc::new(LinkStats::default());
-        let link = Link {
-            name: "simavr".into(),
-            port: port.display().to_string(),
-            baud: 115_200,
-            channels: vec![0, 1],
-            limits,
-            commands: cmd_rx,
-            recorder: rec_tx,
-            waker: Arc::clone(&waker),
-            stop: Arc::clone(&stop),
-            stats: Arc::clone(&stats),
-            live_sent: None,
-            events: Some(event_tx),
-            output_index: 0,
-            // simavr paces UART bytes at 11 bits (test-rigs.md), real 8N1 at 10.
-            byte_ns: 11_000_000_000 / 115_200,
-        };
-        let thread = Some(std::thread::spawn(move || link.run()));
-        let l = Self {
-            commands,
-            records,
-            events,
-            waker,
-            stop,
-            stats,
-            thread,
-        };
-        l.wait("connection", |s| s.connects.load(Ordering::Relaxed) >= 1);
-        l
-    }
-
-    fn wait(&self, what: &str, cond: impl Fn(&LinkStats) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !cond(&self.stats) {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::park_timeout(Duration::from_millis(5));
-        }
-    }
-
-    fn pulse(&mut self, channel: u8, width_us: u64, pulses: u16, period_us: u64) {
-        let now = monotonic_ns();
-        self.commands
-            .push(TriggerRecord {
-                channel,
-                pulse_width_ns: width_us * 1000,
-                pulses,
-                period_ns: period_us * 1000,
-                capture_ns: now,
-                decision_ns: now,
-                ..TriggerRecord::default()
-            })
-            .unwrap();
-        self.waker.wake();
-    }
-
-    fn record(&mut self) -> TriggerRecord {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = self.records.pop() {
-                return r;
-            }
-            assert!(Instant::now() < deadline, "no trigger record");
-            std::thread::park_timeout(Duration::from_millis(5));
-        }
-    }
-
-    fn stop(mut self) -> LinkReport {
-        self.stop.store(true, Ordering::Release);
-        self.waker.wake();
-        self.thread.take().unwrap().join().unwrap()
-    }
+/// behavd's own link thread on the harness's pty, through the shared test rig.
+fn host_link(port: &Path, limits: OutputLimits) -> LinkRig {
+    let rig = LinkRig::start(RigConfig {
+        limits,
+        // simavr paces UART bytes at 11 bits (test-rigs.md), real 8N1 at 10.
+        byte_ns: 11_000_000_000 / 115_200,
+        timeout: Duration::from_secs(30),
+        ..RigConfig::new(port.display().to_string())
+    });
+    rig.wait_connects(1);
+    rig
 }
 
 fn limits(watchdog_ms: u32) -> OutputLimits {
@@ -251,15 +172,15 @@ fn pulses_reach_the_pins_and_acknowledgements_match_the_logged_edges() {
     let tty = dir.path().join("stim.tty");
     let harness = Harness::start(&tty, true);
     let origin = harness.origin_ns();
-    let mut link = HostLink::start(&tty, limits(1000));
+    let mut link = host_link(&tty, limits(1000));
     // Let the clock fit collect samples (pings every 100 ms).
-    link.wait("clock samples", |s| {
+    link.wait_for("clock samples", |s| {
         s.sync_samples.load(Ordering::Relaxed) >= 30
     });
     let mut records = Vec::new();
     for _ in 0..4 {
-        link.pulse(0, 5_000, 3, 20_000);
-        records.push(link.record());
+        link.send_us(0, 5_000, 3, 20_000);
+        records.push(link.next_record());
     }
     for r in &records {
         assert_eq!(
@@ -338,8 +259,8 @@ fn the_watchdog_turns_the_output_off_when_the_host_goes_silent() {
     let dir = tempfile::tempdir().unwrap();
     let tty = dir.path().join("stim.tty");
     let harness = Harness::start(&tty, true);
-    let mut link = HostLink::start(&tty, limits(200));
-    link.pulse(1, 3_000_000, 1, 0);
+    let mut link = host_link(&tty, limits(200));
+    link.send_us(1, 3_000_000, 1, 0);
     harness.wait_edges("D10", 1);
     link.stop(); // silence: no more pings or heartbeats
     let edges = harness.wait_edges("D10", 2);
@@ -642,22 +563,19 @@ fn the_link_reconnects_after_the_harness_restarts_and_re_arms_safety() {
     let dir = tempfile::tempdir().unwrap();
     let tty = dir.path().join("stim.tty");
     let harness = Harness::start(&tty, true);
-    let mut link = HostLink::start(&tty, limits(300));
-    link.pulse(0, 1_000, 1, 0);
-    assert_eq!(link.record().status, TriggerStatus::Acked as u8);
+    let mut link = host_link(&tty, limits(300));
+    link.send_us(0, 1_000, 1, 0);
+    assert_eq!(link.next_record().status, TriggerStatus::Acked as u8);
     harness.stop();
     let harness = Harness::start(&tty, true);
-    link.wait("reconnection", |s| s.connects.load(Ordering::Relaxed) >= 2);
-    link.pulse(0, 1_000, 1, 0);
-    let r = link.record();
+    link.wait_connects(2);
+    link.send_us(0, 1_000, 1, 0);
+    let r = link.next_record();
     assert_eq!(r.status, TriggerStatus::Acked as u8, "{r:?}");
     harness.wait_edges("D9", 2);
-    link.pulse(1, 3_000_000, 1, 0);
+    link.send_us(1, 3_000_000, 1, 0);
     harness.wait_edges("D10", 1);
-    let mut events = Vec::new();
-    while let Ok(e) = link.events.pop() {
-        events.push(e);
-    }
+    let events = link.take_events();
     link.stop();
     let d10 = harness.wait_edges("D10", 2);
     harness.stop();

@@ -17,9 +17,10 @@ pub struct OutputConfig {
     /// acknowledgement). Default `behavd`.
     #[serde(default)]
     pub protocol: OutputProtocol,
-    /// Baud rate. Default 115200 (StandardFirmata uses 57600).
-    #[serde(default = "default_baud")]
-    pub baud: u32,
+    /// Baud rate. Default 115200 for the behavd protocol, 57600 (StandardFirmata's rate) for
+    /// Firmata; see [`OutputConfig::baud_rate`].
+    #[serde(default)]
+    pub baud: Option<u32>,
     /// Channel → device pin (Firmata: the Arduino pin number to drive; behavd protocol: the
     /// firmware's channel number). Default: channel i is device channel i.
     #[serde(default)]
@@ -28,6 +29,16 @@ pub struct OutputConfig {
     /// protocol) sent to the firmware, which enforces them again.
     #[serde(default)]
     pub limits: OutputLimits,
+}
+
+impl OutputConfig {
+    /// The configured baud rate, or the protocol's default.
+    pub fn baud_rate(&self) -> u32 {
+        self.baud.unwrap_or(match self.protocol {
+            OutputProtocol::Behavd => 115_200,
+            OutputProtocol::Firmata => 57_600,
+        })
+    }
 }
 
 /// Wire protocol of an output.
@@ -69,9 +80,6 @@ impl Default for OutputLimits {
     }
 }
 
-fn default_baud() -> u32 {
-    115_200
-}
 fn default_max_on() -> f64 {
     1000.0
 }

@@ -261,13 +261,24 @@ impl ClosedLoopPlan {
                 ));
             }
             if o.protocol == crate::config::output::OutputProtocol::Firmata {
-                return Err(plan_err(
-                    format!("{at}.protocol"),
-                    format!(
-                        "{at} \"{}\": the Firmata link is not in this version yet (its codec is); use protocol = \"behavd\"",
-                        o.name
-                    ),
-                ));
+                if o.pins.is_empty() {
+                    return Err(plan_err(
+                        format!("{at}.pins"),
+                        format!(
+                            "{at} \"{}\": a Firmata output needs the Arduino pin of each channel, e.g. pins = [9, 10]",
+                            o.name
+                        ),
+                    ));
+                }
+                if let Some(p) = o.pins.iter().find(|&&p| !(2..=127).contains(&p)) {
+                    return Err(plan_err(
+                        format!("{at}.pins"),
+                        format!(
+                            "{at} \"{}\": pin {p} cannot be a Firmata output (0 and 1 are the board's serial port; Firmata pins go up to 127)",
+                            o.name
+                        ),
+                    ));
+                }
             }
             let l = &o.limits;
             if !(l.max_on_ms > 0.0

@@ -11,8 +11,10 @@ use anyhow::{Context, Result};
 use super::trigger_sink::TriggerSink;
 use super::workers::Waker;
 use crate::config::OutputConfig;
+use crate::config::output::OutputProtocol;
 use crate::record::loop_records::{LinkEvent, TriggerRecord};
 use crate::stim::emulator::{EmulatedStimulator, EmulatorConfig};
+use crate::stim::firmata_board::FirmataBoard;
 use crate::stim::link::{Link, LinkReport, LinkStats, LinkWaker};
 
 /// Trigger commands an output may have queued.
@@ -68,6 +70,7 @@ pub struct OutputThreads {
     stop: Arc<AtomicBool>,
     handles: Vec<(String, String, Option<Arc<LinkStats>>, Handle)>,
     emulators: Vec<EmulatedStimulator>,
+    boards: Vec<FirmataBoard>,
     /// Triggers handed to an output so far.
     pub sent: Arc<AtomicU64>,
 }
@@ -93,6 +96,7 @@ pub fn start_outputs(names: &[String], configs: &[OutputConfig]) -> Result<Start
         stop: Arc::clone(&stop),
         handles: Vec::new(),
         emulators: Vec::new(),
+        boards: Vec::new(),
         sent: Arc::clone(&sent),
     };
     let mut outlets = Vec::new();
@@ -104,21 +108,30 @@ pub fn start_outputs(names: &[String], configs: &[OutputConfig]) -> Result<Start
         records.push(rec_rx);
         match configs.iter().find(|o| &o.name == name) {
             Some(config) => {
+                let firmata = config.protocol == OutputProtocol::Firmata;
                 let port = if config.port == "emulated" {
                     let link = std::env::temp_dir().join(format!(
                         "behavd-{}-{}.tty",
                         std::process::id(),
                         config.name
                     ));
-                    let emulator = EmulatedStimulator::start(EmulatorConfig {
-                        link: Some(link.clone()),
-                        ..EmulatorConfig::default()
-                    })
-                    .with_context(|| {
-                        format!("output `{name}`: cannot start the emulated stimulator")
-                    })?;
-                    tracing::info!(output = %name, port = %emulator.port_path(), link = %link.display(), "emulated stimulator started");
-                    threads.emulators.push(emulator);
+                    if firmata {
+                        let board = FirmataBoard::start(Some(&link)).with_context(|| {
+                            format!("output `{name}`: cannot start the emulated Firmata board")
+                        })?;
+                        tracing::info!(output = %name, port = %board.port_path(), link = %link.display(), "emulated StandardFirmata board started");
+                        threads.boards.push(board);
+                    } else {
+                        let emulator = EmulatedStimulator::start(EmulatorConfig {
+                            link: Some(link.clone()),
+                            ..EmulatorConfig::default()
+                        })
+                        .with_context(|| {
+                            format!("output `{name}`: cannot start the emulated stimulator")
+                        })?;
+                        tracing::info!(output = %name, port = %emulator.port_path(), link = %link.display(), "emulated stimulator started");
+                        threads.emulators.push(emulator);
+                    }
                     link.display().to_string()
                 } else {
                     crate::stim::ports::resolve_port(&config.port).with_context(|| {
@@ -140,7 +153,7 @@ pub fn start_outputs(names: &[String], configs: &[OutputConfig]) -> Result<Start
                 let link = Link {
                     name: name.clone(),
                     port: port.clone(),
-                    baud: config.baud,
+                    baud: config.baud_rate(),
                     channels,
                     limits: config.limits.clone(),
                     commands: cmd_rx,
@@ -154,12 +167,18 @@ pub fn start_outputs(names: &[String], configs: &[OutputConfig]) -> Result<Start
                     byte_ns: if config.port == "emulated" {
                         0
                     } else {
-                        10_000_000_000 / config.baud.max(1) as u64
+                        10_000_000_000 / config.baud_rate().max(1) as u64
                     },
                 };
                 let handle = std::thread::Builder::new()
                     .name(format!("stim-{name}"))
-                    .spawn(move || link.run())
+                    .spawn(move || {
+                        if firmata {
+                            crate::stim::firmata_link::run_firmata(link)
+                        } else {
+                            link.run()
+                        }
+                    })
                     .context("cannot start a stimulator link thread")?;
                 threads
                     .handles
@@ -228,6 +247,9 @@ impl OutputThreads {
         }
         for emulator in self.emulators {
             emulator.stop();
+        }
+        for board in self.boards {
+            board.stop();
         }
         reports
     }

@@ -124,6 +124,8 @@ pub struct OutputSummary {
     pub decision_to_write: Percentiles,
     /// Rule decision → the device's rising edge (device clock mapped to the host).
     pub decision_to_edge: Percentiles,
+    /// Pulses timed by the host (Firmata): no device edges or acknowledgements exist.
+    pub host_timed: bool,
 }
 
 impl std::fmt::Display for OutputSummary {
@@ -144,7 +146,13 @@ impl std::fmt::Display for OutputSummary {
             self.sync_residual_us
                 .map_or("n/a".into(), |r| format!("{r:.1} µs"))
         )?;
-        if self.sent > 0 {
+        if self.sent > 0 && self.host_timed {
+            write!(
+                f,
+                "; decision → serial write of the first rise {} (host-timed: no device edges)",
+                self.decision_to_write
+            )?;
+        } else if self.sent > 0 {
             write!(
                 f,
                 "; decision → serial write {}; decision → device edge {}",
@@ -227,6 +235,7 @@ pub fn loop_summary(
                 decision_to_edge: o.link.as_ref().map_or_else(Percentiles::default, |l| {
                     Percentiles::of(&l.decision_to_edge)
                 }),
+                host_timed: o.link.as_ref().is_some_and(|l| l.host_timed),
             }
         })
         .collect();

@@ -216,6 +216,9 @@ pub enum LinkEventKind {
     PulseAck = 6,
     /// behavd cleared a latched device fault (a = the fault bits seen).
     Rearm = 7,
+    /// One host-timed pulse written (Firmata; `host_ns` = when the rise was written; a = train
+    /// number, b = pulse index, c = µs between writing the rise and the fall).
+    HostPulse = 8,
 }
 
 impl LinkEventKind {
@@ -224,5 +227,6 @@ impl LinkEventKind {
          1=disconnected, 2=fault (a=code, b=channel, c=detail), 3=input edge (a=input, b=level, \
          c=count), 4=clock-sync sample (a=round trip ns, b=1 if used in the fit), 5=refused (a=seq, \
          b=reason), 6=pulse acknowledged (a=seq, b=pulse index, c=on time us), 7=fault cleared by \
-         behavd (a=fault bits)";
+         behavd (a=fault bits), 8=host-timed pulse written (Firmata; time=rise written, a=train, \
+         b=pulse index, c=us from rise to fall written)";
 }

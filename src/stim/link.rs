@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::codec::{FrameDecoder, Message};
+use super::limits::DaemonLimits;
 pub use super::wake::LinkWaker;
 use super::wake::{Readiness, wait_readable};
 use crate::clock::device_fit::{DeviceClockFit, SyncSample};
@@ -67,8 +68,11 @@ pub struct LinkReport {
     pub fit: Option<crate::clock::device_fit::FitQuality>,
     /// Rule decision → command written to the port, ns.
     pub decision_to_write: hdrhistogram::Histogram<u64>,
-    /// Rule decision → the device's rising edge (mapped to the host clock), ns.
+    /// Rule decision → the device's rising edge (mapped to the host clock), ns; empty for a
+    /// host-timed link.
     pub decision_to_edge: hdrhistogram::Histogram<u64>,
+    /// Pulses were timed by the host (Firmata): no device edges, no acknowledgement.
+    pub host_timed: bool,
 }
 
 /// Everything the link thread owns.
@@ -111,31 +115,6 @@ struct Pending {
     in_use: bool,
 }
 
-/// Sliding-window on-time bookkeeping of one channel (daemon-side duty cycle and refractory).
-#[derive(Clone, Copy, Default)]
-struct ChannelBudget {
-    /// (start_ns, on_ns) of the trains still inside the duty window, as a small ring.
-    trains: [(u64, u64); 16],
-    next: usize,
-    last_start_ns: Option<u64>,
-}
-
-impl ChannelBudget {
-    fn on_in_window(&self, now: u64, window_ns: u64) -> u64 {
-        self.trains
-            .iter()
-            .filter(|(start, _)| *start + window_ns > now)
-            .map(|(_, on)| *on)
-            .sum()
-    }
-
-    fn add(&mut self, start: u64, on: u64) {
-        self.trains[self.next] = (start, on);
-        self.next = (self.next + 1) % self.trains.len();
-        self.last_start_ns = Some(start);
-    }
-}
-
 /// A freshly opened, greeted and armed port.
 struct Connected {
     port: serialport::TTYPort,
@@ -159,6 +138,7 @@ impl Link {
             fit: None,
             decision_to_write: h(),
             decision_to_edge: h(),
+            host_timed: false,
         };
         let mut fit = DeviceClockFit::new(32, 5_000_000);
         let mut decoder = FrameDecoder::new();
@@ -168,7 +148,7 @@ impl Link {
             due_ns: 0,
             in_use: false,
         }; IN_FLIGHT];
-        let mut budgets = vec![ChannelBudget::default(); self.channels.len().max(1)];
+        let mut budgets = DaemonLimits::new(self.limits.clone(), self.channels.len());
         let mut seq: u16 = 0;
         let mut next_ping_ns = 0u64;
         let mut ping: Option<(u32, u64)> = None;
@@ -222,7 +202,7 @@ impl Link {
                     continue;
                 };
                 let ch = cmd.channel as usize;
-                if let Some(reason) = self.limit_violation(&cmd, budgets.get(ch), now) {
+                if let Some(reason) = budgets.violation(&cmd, now) {
                     tracing::warn!(output = %self.name, channel = ch, reason, "trigger blocked by daemon-side limit");
                     cmd.status = TriggerStatus::Blocked as u8;
                     self.stats.blocked.fetch_add(1, Ordering::Relaxed);
@@ -257,9 +237,7 @@ impl Link {
                     live.fetch_add(1, Ordering::Relaxed);
                 }
                 let train_ns = cmd.period_ns * (cmd.pulses.max(1) as u64 - 1) + cmd.pulse_width_ns;
-                if let Some(b) = budgets.get_mut(ch) {
-                    b.add(cmd.sent_ns, cmd.pulse_width_ns * cmd.pulses.max(1) as u64);
-                }
+                budgets.commit(&cmd, cmd.sent_ns);
                 let slot = &mut pending[seq as usize % IN_FLIGHT];
                 if slot.in_use {
                     // Window wrapped: record the old one unacknowledged.
@@ -438,7 +416,7 @@ impl Link {
     }
 
     /// Queues a link event for the file (dropped and counted if the recorder is behind).
-    fn event(
+    pub(super) fn event(
         &mut self,
         kind: LinkEventKind,
         host_ns: u64,
@@ -474,31 +452,6 @@ impl Link {
             );
             self.waker.drain();
         }
-    }
-
-    /// Daemon-side limits: the reason a command may not be sent, if any.
-    fn limit_violation(
-        &self,
-        cmd: &TriggerRecord,
-        budget: Option<&ChannelBudget>,
-        now: u64,
-    ) -> Option<&'static str> {
-        let l = &self.limits;
-        if cmd.pulse_width_ns as f64 > l.max_on_ms * 1e6 {
-            return Some("pulse width above max_on_ms");
-        }
-        let budget = budget?;
-        if let Some(last) = budget.last_start_ns
-            && (now - last) as f64 / 1e9 < l.refractory_s
-        {
-            return Some("refractory period of the output");
-        }
-        let window_ns = (l.duty_window_s * 1e9) as u64;
-        let on = cmd.pulse_width_ns * cmd.pulses.max(1) as u64;
-        if (budget.on_in_window(now, window_ns) + on) as f64 > l.max_duty * window_ns as f64 {
-            return Some("duty cycle above max_duty");
-        }
-        None
     }
 
     fn handle(

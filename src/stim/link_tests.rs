@@ -2,99 +2,18 @@
 //! acknowledged with the device's edge times, daemon-side limits, reconnection after the port
 //! vanishes, commands while the link is down.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
 
 use super::emulator::{EmulatedStimulator, EmulatorConfig};
-use super::link::{Link, LinkStats, LinkWaker};
-use crate::clock::monotonic_ns;
+use super::test_rig::{LinkRig, RigConfig};
 use crate::config::output::OutputLimits;
-use crate::record::loop_records::{TriggerRecord, TriggerStatus};
+use crate::record::loop_records::TriggerStatus;
 
-struct Rig {
-    commands: rtrb::Producer<TriggerRecord>,
-    records: rtrb::Consumer<TriggerRecord>,
-    waker: Arc<LinkWaker>,
-    stop: Arc<AtomicBool>,
-    stats: Arc<LinkStats>,
-    thread: Option<std::thread::JoinHandle<super::link::LinkReport>>,
-}
-
-fn start_link(port: &str, limits: OutputLimits) -> Rig {
-    let (commands, cmd_rx) = rtrb::RingBuffer::new(64);
-    let (rec_tx, records) = rtrb::RingBuffer::new(64);
-    let waker = Arc::new(LinkWaker::new().unwrap());
-    let stop = Arc::new(AtomicBool::new(false));
-    let stats = Arc::new(LinkStats::default());
-    let link = Link {
-        name: "test".into(),
-        port: port.into(),
-        baud: 115_200,
-        channels: vec![0, 1],
+fn start_link(port: &str, limits: OutputLimits) -> LinkRig {
+    LinkRig::start(RigConfig {
         limits,
-        commands: cmd_rx,
-        recorder: rec_tx,
-        waker: Arc::clone(&waker),
-        stop: Arc::clone(&stop),
-        stats: Arc::clone(&stats),
-        live_sent: None,
-        events: None,
-        output_index: 0,
-        byte_ns: 0,
-    };
-    let thread = Some(std::thread::spawn(move || link.run()));
-    Rig {
-        commands,
-        records,
-        waker,
-        stop,
-        stats,
-        thread,
-    }
-}
-
-impl Rig {
-    fn send(&mut self, channel: u8, width_ms: u64, pulses: u16, period_ms: u64) {
-        let now = monotonic_ns();
-        self.commands
-            .push(TriggerRecord {
-                channel,
-                pulse_width_ns: width_ms * 1_000_000,
-                pulses,
-                period_ns: period_ms * 1_000_000,
-                capture_ns: now,
-                decision_ns: now,
-                ..TriggerRecord::default()
-            })
-            .unwrap();
-        self.waker.wake();
-    }
-
-    fn next_record(&mut self) -> TriggerRecord {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(r) = self.records.pop() {
-                return r;
-            }
-            assert!(Instant::now() < deadline, "no trigger record within 10 s");
-            std::thread::park_timeout(Duration::from_millis(5));
-        }
-    }
-
-    fn wait_for(&self, what: &str, cond: impl Fn(&LinkStats) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !cond(&self.stats) {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::park_timeout(Duration::from_millis(5));
-        }
-    }
-
-    fn stop(mut self) -> super::link::LinkReport {
-        self.stop.store(true, Ordering::Release);
-        self.waker.wake();
-        self.thread.take().unwrap().join().unwrap()
-    }
+        ..RigConfig::new(port)
+    })
 }
 
 fn emulator(dir: &std::path::Path) -> (EmulatedStimulator, String) {

@@ -10,8 +10,14 @@
 pub mod codec;
 pub mod emulator;
 pub mod firmata;
+pub mod firmata_board;
+pub mod firmata_link;
+#[cfg(test)]
+mod firmata_link_tests;
+pub mod limits;
 pub mod link;
 #[cfg(test)]
 mod link_tests;
 pub mod ports;
+pub mod test_rig;
 pub mod wake;

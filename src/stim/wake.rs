@@ -63,6 +63,12 @@ pub enum Readiness {
 
 /// `poll(2)` on the port (if `port >= 0`) and the waker, for up to `timeout_ms`.
 pub fn wait_readable(port: RawFd, waker: RawFd, timeout_ms: i32) -> Readiness {
+    wait_readable_ns(port, waker, timeout_ms.max(0) as u64 * 1_000_000)
+}
+
+/// `ppoll(2)` on the port (if `port >= 0`) and the waker, for up to `timeout_ns` (nanosecond
+/// resolution, for host-timed pin edges).
+pub fn wait_readable_ns(port: RawFd, waker: RawFd, timeout_ns: u64) -> Readiness {
     let mut fds = [
         libc::pollfd {
             fd: waker,
@@ -76,8 +82,12 @@ pub fn wait_readable(port: RawFd, waker: RawFd, timeout_ms: i32) -> Readiness {
         },
     ];
     let count = if port >= 0 { 2 } else { 1 };
-    // SAFETY: `fds` is a valid array of `count` pollfds.
-    let r = unsafe { libc::poll(fds.as_mut_ptr(), count, timeout_ms) };
+    let timeout = libc::timespec {
+        tv_sec: (timeout_ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (timeout_ns % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: `fds` is a valid array of `count` pollfds; `timeout` outlives the call.
+    let r = unsafe { libc::ppoll(fds.as_mut_ptr(), count, &timeout, std::ptr::null()) };
     if r <= 0 {
         return Readiness::Timeout;
     }
