@@ -14,11 +14,17 @@
 //!   [`frame_reads`]: the per-frame reads and the ABI query.
 //! * [`daq`]: the DAQ emulator.
 
+pub mod catalog;
+pub mod controls;
 pub mod packet;
+pub mod send_command;
 pub mod uvc;
 
 
+pub use catalog::{Catalog, CatalogError, ControlDef, DeviceEntry};
+pub use controls::{ConnectStep, ControlError, ControlValue, connect_sequence, control_packets};
 pub use packet::{CoalesceKey, ControlWords, I2cPacket, KeyedPacket, PacketError};
+pub use send_command::SendCommand;
 pub use uvc::{CtSelector, PuSelector, UvcControl, UvcError};
 
 /// Slots in the DAQ firmware's packet ring (§5.3). It has no overflow check: with 64
