@@ -19,6 +19,7 @@ pub mod controls;
 pub mod packet;
 pub mod send_command;
 pub mod uvc;
+pub mod writer;
 
 
 pub use catalog::{Catalog, CatalogError, ControlDef, DeviceEntry};
@@ -26,6 +27,7 @@ pub use controls::{ConnectStep, ControlError, ControlValue, connect_sequence, co
 pub use packet::{CoalesceKey, ControlWords, I2cPacket, KeyedPacket, PacketError};
 pub use send_command::SendCommand;
 pub use uvc::{CtSelector, PuSelector, UvcControl, UvcError};
+pub use writer::{ControlWriter, Wake, WriterConfig, WriterError};
 
 /// Slots in the DAQ firmware's packet ring (§5.3). It has no overflow check: with 64
 /// packets committed between two ends of frame the ring looks empty again.
