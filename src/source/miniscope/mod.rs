@@ -16,6 +16,7 @@
 
 pub mod catalog;
 pub mod controls;
+pub mod daq;
 pub mod packet;
 pub mod send_command;
 pub mod uvc;
@@ -24,6 +25,7 @@ pub mod writer;
 
 pub use catalog::{Catalog, CatalogError, ControlDef, DeviceEntry};
 pub use controls::{ConnectStep, ControlError, ControlValue, connect_sequence, control_packets};
+pub use daq::{DaqConfig, DaqEmulator, DaqEvent, I2cWrite};
 pub use packet::{CoalesceKey, ControlWords, I2cPacket, KeyedPacket, PacketError};
 pub use send_command::SendCommand;
 pub use uvc::{CtSelector, PuSelector, UvcControl, UvcError};
