@@ -24,6 +24,16 @@ pub mod send_command;
 pub mod uvc;
 pub mod writer;
 
+#[cfg(test)]
+mod test_rig;
+#[cfg(test)]
+mod tests_catalog;
+#[cfg(test)]
+mod tests_emulator;
+#[cfg(test)]
+mod tests_examples;
+#[cfg(test)]
+mod tests_readback;
 
 pub use catalog::{Catalog, CatalogError, ControlDef, DeviceEntry};
 pub use controls::{ConnectStep, ControlError, ControlValue, connect_sequence, control_packets};
