@@ -1,5 +1,6 @@
 //! Frame sources: the [`Source`] trait and its backends.
 
+pub mod miniscope;
 pub mod synthetic;
 
 use crate::frame::{CaptureStamp, FrameGeometry};

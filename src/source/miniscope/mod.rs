@@ -1,0 +1,54 @@
+//! The UCLA Miniscope DAQ: its control protocol (I2C tunnelled through UVC Processing-Unit
+//! controls), the device catalog, the control writer, the host-side read-backs, and an
+//! emulator of the DAQ firmware behind the same control trait as the real device.
+//!
+//! Implemented from the protocol facts in `shared/reference/miniscope-daq.md` (sections
+//! cited as §n); see `docs/miniscope.md`. The V4L2/UVC backend that opens a real DAQ is not
+//! here yet: it implements [`UvcControl`] and uses these pieces.
+//!
+//! * [`packet`]: I2C packets ↔ the three control words.
+//! * [`catalog`]: device entries; [`send_command`]: the `sendCommand` schema.
+//! * [`controls`]: control settings → packets; the connect ritual.
+//! * [`writer`]: the paced, coalescing, frame-bounded control writer.
+//! * [`readback`]: decoding frame counter, head orientation, trigger;
+//!   [`frame_reads`]: the per-frame reads and the ABI query.
+//! * [`daq`]: the DAQ emulator.
+
+pub mod catalog;
+pub mod controls;
+pub mod daq;
+pub mod frame_reads;
+pub mod packet;
+pub mod readback;
+pub mod send_command;
+pub mod uvc;
+pub mod writer;
+
+#[cfg(test)]
+mod test_rig;
+#[cfg(test)]
+mod tests_catalog;
+#[cfg(test)]
+mod tests_emulator;
+#[cfg(test)]
+mod tests_examples;
+#[cfg(test)]
+mod tests_readback;
+
+pub use catalog::{Catalog, CatalogError, ControlDef, DeviceEntry};
+pub use controls::{ConnectStep, ControlError, ControlValue, connect_sequence, control_packets};
+pub use daq::{DaqConfig, DaqEmulator, DaqEvent, I2cWrite};
+pub use frame_reads::{Readback, ReadbackPlan};
+pub use packet::{CoalesceKey, ControlWords, I2cPacket, KeyedPacket, PacketError};
+pub use readback::{FrameCounter, ImuFilter, TriggerInput};
+pub use send_command::SendCommand;
+pub use uvc::{CtSelector, PuSelector, UvcControl, UvcError};
+pub use writer::{ControlWriter, Wake, WriterConfig, WriterError};
+
+/// Slots in the DAQ firmware's packet ring (§5.3). It has no overflow check: with 64
+/// packets committed between two ends of frame the ring looks empty again.
+pub const DAQ_QUEUE_SLOTS: usize = 64;
+
+/// The address byte the DAQ firmware intercepts as its own command (`[FE 00]` = poll the
+/// BNO each frame, `[FE 01]` = hard reset); not an I2C device.
+pub const DAQ_COMMAND_ADDRESS: u8 = 0xFE;
