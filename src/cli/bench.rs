@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use behavd::bench::{self, Latency};
+use behavd::config::output::OutputProtocol;
 use behavd::config::{Compression, LoadedConfig};
 use behavd::frame::PixelFormat;
 use behavd::pipeline::{RunOptions, RunningSession};
@@ -66,6 +67,31 @@ pub fn bench(
             );
         }
         results.insert(name, serde_json::to_value(run)?);
+    }
+    for protocol in [OutputProtocol::Behavd, OutputProtocol::Firmata] {
+        let l = bench::stim::link_latency(protocol, if quick { 50 } else { 300 })?;
+        if !json {
+            let p = |l: &Latency| {
+                format!(
+                    "p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+                    l.p50_us, l.p99_us, l.max_us
+                )
+            };
+            println!(
+                "stimulator link ({}, emulated device over a pty): decision → serial write {}; decision → device edge {}; clock-sync residual {}",
+                l.protocol,
+                p(&l.decision_to_write),
+                l.decision_to_edge
+                    .as_ref()
+                    .map_or("n/a (host-timed)".into(), p),
+                l.sync_residual_us
+                    .map_or("n/a".into(), |r| format!("{r:.1} µs"))
+            );
+        }
+        results.insert(
+            format!("stimulator link {}", l.protocol),
+            serde_json::to_value(&l)?,
+        );
     }
     let loaded = match config {
         Some(path) => LoadedConfig::from_file(path)?,
