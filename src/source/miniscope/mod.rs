@@ -22,6 +22,7 @@ pub mod packet;
 pub mod readback;
 pub mod send_command;
 pub mod uvc;
+pub mod v4l2_uvc;
 pub mod writer;
 
 #[cfg(test)]
@@ -43,6 +44,7 @@ pub use packet::{CoalesceKey, ControlWords, I2cPacket, KeyedPacket, PacketError}
 pub use readback::{FrameCounter, ImuFilter, TriggerInput};
 pub use send_command::SendCommand;
 pub use uvc::{CtSelector, PuSelector, UvcControl, UvcError};
+pub use v4l2_uvc::V4l2Uvc;
 pub use writer::{ControlWriter, Wake, WriterConfig, WriterError};
 
 /// Slots in the DAQ firmware's packet ring (§5.3). It has no overflow check: with 64
