@@ -20,6 +20,7 @@ pub mod daq;
 pub mod frame_reads;
 pub mod packet;
 pub mod readback;
+pub mod scope;
 pub mod send_command;
 pub mod uvc;
 pub mod v4l2_uvc;
@@ -35,6 +36,8 @@ mod tests_emulator;
 mod tests_examples;
 #[cfg(test)]
 mod tests_readback;
+#[cfg(test)]
+mod tests_scope;
 
 pub use catalog::{Catalog, CatalogError, ControlDef, DeviceEntry};
 pub use controls::{ConnectStep, ControlError, ControlValue, connect_sequence, control_packets};
@@ -42,6 +45,7 @@ pub use daq::{DaqConfig, DaqEmulator, DaqEvent, I2cWrite};
 pub use frame_reads::{Readback, ReadbackPlan};
 pub use packet::{CoalesceKey, ControlWords, I2cPacket, KeyedPacket, PacketError};
 pub use readback::{FrameCounter, ImuFilter, TriggerInput};
+pub use scope::{ScopeAction, ScopeControl, ScopeError, ScopeSettings, ScopeStats};
 pub use send_command::SendCommand;
 pub use uvc::{CtSelector, PuSelector, UvcControl, UvcError};
 pub use v4l2_uvc::V4l2Uvc;

@@ -218,6 +218,11 @@ impl ControlWriter {
         self.hold_until = 0;
     }
 
+    /// When the last SET_CUR has settled: another write (of any control) is safe from then.
+    pub fn settled_at(&self) -> u64 {
+        self.ready_at
+    }
+
     /// Writes nothing before `t_ns` (the connect ritual's 500 ms pauses).
     pub fn hold_until(&mut self, t_ns: u64) {
         self.hold_until = self.hold_until.max(t_ns);
