@@ -1,6 +1,8 @@
 //! Frame sources: the [`Source`] trait and its backends.
 
 pub mod miniscope;
+#[cfg(feature = "nokhwa")]
+pub mod nokhwa_camera;
 pub mod synthetic;
 
 use crate::frame::{CaptureStamp, FrameGeometry};
