@@ -243,12 +243,17 @@ fn pulses_reach_the_pins_and_acknowledgements_match_the_logged_edges() {
         "clock-sync residual {} µs",
         fit.residual_us
     );
-    // The fit also maps the acknowledged device edges onto the host clock: within a few
-    // hundred µs of the host time the harness logged while simulating the edge (that log
-    // itself trails the simulation by the harness's sleep granularity).
-    for e in &host_errors {
-        assert!(e.abs() < 300.0, "mapped edge − logged host time {e} µs");
-    }
+    // The fit also maps the acknowledged device edges onto the host clock: the median lands
+    // within 200 µs of the host time the harness logged while simulating the edge. (One
+    // edge's log line can be late by a scheduling delay of the harness process itself — seen
+    // once at 966 µs on a loaded machine — so single edges are not asserted.)
+    let mut sorted = host_errors.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = (sorted[1] + sorted[2]) / 2.0;
+    assert!(
+        median.abs() < 200.0,
+        "median mapped edge − logged host time {median} µs"
+    );
 }
 
 /// The host goes silent with a long pulse on: the firmware's watchdog switches the output off
