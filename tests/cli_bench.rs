@@ -30,8 +30,16 @@ fn bench_reports_percentiles_and_throughputs() {
         assert!(write["samples"].as_u64().unwrap() >= 50, "{link}");
         assert!(write["p50_us"].as_f64().unwrap() > 0.0, "{link}");
         // Device edges and a clock fit exist only where the device acknowledges.
-        assert_eq!(link["decision_to_edge"].is_null(), protocol == "firmata", "{link}");
-        assert_eq!(link["sync_residual_us"].is_null(), protocol == "firmata", "{link}");
+        assert_eq!(
+            link["decision_to_edge"].is_null(),
+            protocol == "firmata",
+            "{link}"
+        );
+        assert_eq!(
+            link["sync_residual_us"].is_null(),
+            protocol == "firmata",
+            "{link}"
+        );
     }
     let recorders: Vec<_> = entries
         .iter()
