@@ -130,6 +130,17 @@ fn log_entries(log: &mut Log, entries: Vec<LogEntry>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// User + system CPU seconds of this process (from `/proc/self/stat`), if readable.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(ticks as f64 / 100.0)
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let speed = match args.speed {
@@ -173,7 +184,10 @@ fn main() -> anyhow::Result<()> {
         "lookalike: attached to {} port {port} ({speed:?})",
         args.sysfs.display()
     );
-    log.line(json!({"kind": "attached", "port": port, "speed": format!("{speed:?}"), "devid": args.devid}))?;
+    log.line(
+        json!({"kind": "attached", "port": port, "speed": format!("{speed:?}"), "devid": args.devid,
+                    "t_s": start.elapsed().as_secs_f64()}),
+    )?;
     let mut writer = attachment.stream;
     let mut reader = writer.try_clone().context("cloning the USB/IP socket")?;
 
@@ -224,7 +238,7 @@ fn main() -> anyhow::Result<()> {
                         first_descriptor = Some(start.elapsed().as_secs_f64());
                     }
                     for r in dev.handle(cmd, now_ns(start)) {
-                        out.extend(r.encode());
+                        r.encode_into(&mut out);
                     }
                 }
                 FromHost::Detached => break 'run "host detached".to_string(),
@@ -232,7 +246,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
         for r in dev.poll(now_ns(start)) {
-            out.extend(r.encode());
+            r.encode_into(&mut out);
         }
         if !out.is_empty()
             && let Err(e) = writer.write_all(&out)
@@ -268,7 +282,7 @@ fn main() -> anyhow::Result<()> {
     let stats = dev.stats().clone();
     let summary = json!({"kind": "summary", "reason": reason, "elapsed_s": elapsed,
         "first_request_s": first_descriptor, "daq_counter": dev.daq().frame_counter(),
-        "i2c_lost_writes": dev.daq().lost_writes(), "stats": stats});
+        "i2c_lost_writes": dev.daq().lost_writes(), "cpu_s": cpu_seconds(), "stats": stats});
     eprintln!("lookalike: {summary}");
     log.line(summary)?;
     Ok(())

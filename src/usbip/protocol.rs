@@ -339,40 +339,34 @@ impl Reply {
     /// The wire bytes: the 48-byte header, then the IN data if any. devid, direction and
     /// ep are sent as 0, as the protocol document specifies for replies.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER_LEN);
-        match self {
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends the wire bytes to `out` (one copy of the payload, for the send path).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        let (words, data): (&[u32], &[u8]) = match self {
             Reply::Submit {
                 seqnum,
                 status,
                 actual_length,
                 data,
-            } => {
-                out.reserve(data.len());
-                for v in [
-                    RET_SUBMIT,
-                    *seqnum,
-                    0,
-                    0,
-                    0,
-                    *status as u32,
-                    *actual_length,
-                    0,
-                    0,
-                    0,
-                ] {
-                    out.extend_from_slice(&v.to_be_bytes());
-                }
-                out.resize(HEADER_LEN, 0);
-                out.extend_from_slice(data);
-            }
+            } => (
+                &[RET_SUBMIT, *seqnum, 0, 0, 0, *status as u32, *actual_length],
+                data,
+            ),
             Reply::Unlink { seqnum, status } => {
-                for v in [RET_UNLINK, *seqnum, 0, 0, 0, *status as u32] {
-                    out.extend_from_slice(&v.to_be_bytes());
-                }
-                out.resize(HEADER_LEN, 0);
+                (&[RET_UNLINK, *seqnum, 0, 0, 0, *status as u32], &[])
             }
+        };
+        out.reserve(HEADER_LEN + data.len());
+        for v in words {
+            out.extend_from_slice(&v.to_be_bytes());
         }
-        out
+        out.resize(start + HEADER_LEN, 0);
+        out.extend_from_slice(data);
     }
 
     /// Decodes a reply (the host side's view; used by tests).

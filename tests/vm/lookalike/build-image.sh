@@ -34,7 +34,7 @@ for m in $MODS; do modprobe -d "$CACHE/kpkg" -S "$KV" --show-depends "$m" | awk 
     while read -r ko; do rel=${ko#"$CACHE"/kpkg/}; mkdir -p "$ST/$(dirname "$rel")"; cp "$ko" "$ST/$rel"; done
 cp kpkg/lib/modules/"$KV"/modules.order kpkg/lib/modules/"$KV"/modules.builtin kpkg/lib/modules/"$KV"/modules.builtin.modinfo "$ST"/lib/modules/"$KV"/
 depmod -b "$ST" "$KV"
-for b in /usr/bin/v4l2-ctl; do
+for b in /usr/bin/v4l2-ctl /usr/bin/v4l2-compliance; do
     cp "$b" "$ST"/usr/bin/
     for l in $(ldd "$b" | grep -o '/[^ ]*'); do mkdir -p "$ST$(dirname "$l")"; cp -L "$l" "$ST$l"; done
 done

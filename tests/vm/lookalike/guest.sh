@@ -18,7 +18,9 @@ $LA --log $OUT/i2c.jsonl --seconds 200 --skip-every 50 2> $OUT/lookalike.err &
 PID=$!
 wait_video; check $? "uvcvideo created /dev/video0"
 T1=$(up)
-echo "BIND_S $(echo "$T1 - $T0" | bc)  (look-alike start -> /dev/video0)"
+ts() { dmesg | grep "$1" | tail -1 | sed 's/^\[ *\([0-9.]*\)\].*/\1/'; }
+TA=$(ts 'Device attached'); TF=$(ts 'Found UVC 1.00')
+echo "BIND launch->/dev/video0 $(echo "$T1 - $T0" | bc) s; attach->'Found UVC' $(echo "$TF - $TA" | bc) s; attach->/dev/video0 $(echo "$T1 - $TA" | bc) s"
 dmesg | grep -E 'vhci|usb [0-9]-|uvcvideo|UVC' | tail -20
 dmesg | grep -q 'Found UVC 1.00 device .*(04b4:00f9)'; check $? "dmesg: Found UVC 1.00 device ... (04b4:00f9)"
 timeout 60 v4l2-ctl -d /dev/video0 --info --list-formats-ext --list-ctrls
@@ -69,6 +71,24 @@ for FMT in GREY YUYV; do
   rm -f /tmp/f.raw
 done
 
+# ---- 3b. 20 fps asked
+S=$(up)
+timeout 60 v4l2-ctl -d /dev/video0 --set-fmt-video=width=608,height=608,pixelformat=GREY --set-parm=20 \
+    --stream-mmap --stream-count=40 --stream-to=/dev/null > $OUT/stream_20.txt 2>&1
+RC=$?; E=$(up)
+echo "STREAM GREY@20 rc=$RC wall_s=$(echo "$E - $S" | bc) v4l2-ctl: $(grep -o '[0-9.]* fps' $OUT/stream_20.txt | tail -3 | tr '\n' ' ')"
+[ $RC = 0 ]; check $? "40 GREY frames at 20 fps"
+
+# ---- 3c. v4l2-compliance (streaming test included)
+timeout 120 v4l2-compliance -d /dev/video0 -s 10 > $OUT/compliance.txt 2>&1
+grep -E "^Total|fail" $OUT/compliance.txt | head -20
+# uvcvideo in 6.1 fails the MMAP tests at "streamon(...) != EINVAL" for every UVC device
+# (STREAMON with zero buffers is not refused; a driver limitation discussed upstream).
+# Anything else failing is ours.
+OTHER=$(grep 'fail:' $OUT/compliance.txt | grep -vc 'node->streamon(q.g_type()) != EINVAL')
+grep -q '^Total for uvcvideo device /dev/video0' $OUT/compliance.txt && [ "$OTHER" = 0 ]
+check $? "v4l2-compliance: no failure besides uvcvideo's known STREAMON-without-buffers one"
+
 # ---- 4. SIGTERM: the look-alike detaches, uvcvideo lets go, the log ends with a summary
 kill -TERM $PID; wait $PID; check $? "look-alike exits 0 on SIGTERM"
 wait_gone; check $? "/dev/video0 gone after detach"
@@ -85,5 +105,19 @@ echo "$PORT" > /sys/devices/platform/vhci_hcd.0/detach
 wait $PID; check $? "look-alike exits 0 when the host detaches port $PORT"
 tail -1 $OUT/i2c2.jsonl
 dmesg | grep -E 'vhci|usb [0-9]-' | tail -6
+
+# ---- 6. high speed: 04b4:00f8, 16 KiB payloads
+$LA --speed high --log $OUT/i2c_hs.jsonl --seconds 60 2> $OUT/lookalike_hs.err &
+PID=$!
+wait_video; check $? "high-speed attach bound"
+dmesg | grep -q 'Found UVC 1.00 device .*(04b4:00f8)'; check $? "dmesg: Found UVC 1.00 device ... (04b4:00f8)"
+S=$(up)
+timeout 60 v4l2-ctl -d /dev/video0 --set-fmt-video=width=608,height=608,pixelformat=GREY --set-parm=30 \
+    --stream-mmap --stream-count=60 --stream-to=/dev/null > $OUT/stream_hs.txt 2>&1
+RC=$?; E=$(up)
+echo "STREAM HS GREY@30 rc=$RC wall_s=$(echo "$E - $S" | bc) v4l2-ctl: $(grep -o '[0-9.]* fps' $OUT/stream_hs.txt | tail -3 | tr '\n' ' ')"
+[ $RC = 0 ]; check $? "60 GREY frames at high speed"
+kill -TERM $PID; wait $PID; check $? "high-speed look-alike exits 0"
+tail -1 $OUT/i2c_hs.jsonl
 echo "== lookalike stderr (tail)"; tail -5 $OUT/lookalike.err
 exit $FAIL
