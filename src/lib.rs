@@ -18,3 +18,4 @@ pub mod stats;
 pub mod stim;
 #[cfg(test)]
 mod test_alloc;
+pub mod usbip;
