@@ -1,6 +1,7 @@
 //! Frame sources: the [`Source`] trait and its backends.
 
 pub mod synthetic;
+pub mod v4l2;
 
 use crate::frame::{CaptureStamp, FrameGeometry};
 
