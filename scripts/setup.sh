@@ -2,7 +2,8 @@
 # Installs what behavd needs on a fresh Debian 12 machine, skipping what is already there.
 #   scripts/setup.sh          system packages + the ONNX Runtime library (for running behavd)
 #   scripts/setup.sh --test   the same + a Python venv (.venv) with the NWB readers the tests use,
-#                             and the stimulator firmware + simavr harness (firmware-interface/)
+#                             the stimulator firmware + simavr harness (firmware-interface/), and
+#                             the QEMU + vivid guest of the V4L2 tests (tests/vm/prepare.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,13 +12,16 @@ want_test_env=0
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# System packages: libhdf5 (the session files) and its tools (h5dump, h5clear).
-packages=(pkg-config libhdf5-dev hdf5-tools python3-venv)
+# System packages: libhdf5 (the session files) and its tools (h5dump, h5clear); libclang for
+# bindgen in the `v4l` crate (V4L2 cameras).
+packages=(pkg-config libhdf5-dev hdf5-tools python3-venv libclang-dev)
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
 # Tests: the stimulator firmware toolchain (avr-gcc + the Arduino core) and simavr for its harness.
 if [ "$want_test_env" = 1 ]; then
   packages+=(make g++ gcc-avr avr-libc binutils-avr arduino-core-avr libsimavr-dev libsimavr2)
+  # The V4L2 test guest: QEMU (TCG), v4l2-ctl for the guest, kmod/cpio to build its initramfs.
+  packages+=(qemu-system-x86 v4l-utils kmod cpio)
 fi
 missing=()
 for p in "${packages[@]}"; do
@@ -71,4 +75,9 @@ fi
 if [ "$want_test_env" = 1 ]; then
   echo "setup: building the stimulator firmware and its simavr harness"
   NO_APT=1 make -s -C firmware-interface all harness test
+fi
+
+# The V4L2 test rig: Debian's kernel (vivid) booted under QEMU, assets cached in .behavd/vm.
+if [ "$want_test_env" = 1 ]; then
+  tests/vm/prepare.sh
 fi

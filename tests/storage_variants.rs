@@ -77,7 +77,7 @@ fn rgb_uncompressed_and_writer_thread_gzip_round_trip() {
         ),
         (&loaded.config.source[1], "acquisition/ColorCam/data", 3),
     ] {
-        let mut source = behavd::pipeline::build_source(source_config);
+        let mut source = behavd::pipeline::build_source(source_config).unwrap();
         let g = source.info().geometry;
         let mut pixels = vec![0; g.frame_bytes()];
         source.next_frame(&mut pixels).unwrap();

@@ -53,7 +53,8 @@ pub fn model_overhead(loaded: &LoadedConfig, iterations: usize) -> Result<Vec<Mo
                     .with_context(|| {
                         format!("model `{}` reads unknown source `{}`", m.name, m.source)
                     })?;
-                let mut source = crate::pipeline::build_source(source_config);
+                let mut source = crate::pipeline::build_source(source_config)
+                    .map_err(|e| anyhow::anyhow!("source `{}`: {e}", source_config.name()))?;
                 let mut pixels = vec![0u8; source.info().geometry.frame_bytes()];
                 source
                     .next_frame(&mut pixels)

@@ -48,6 +48,21 @@ pub fn check(path: &Path) -> anyhow::Result<ExitCode> {
                     b.pixel_format, b.seed, b.pacing
                 ),
             ),
+            SourceConfig::V4l2(v) => (
+                "v4l2",
+                format!(
+                    "device {}, {:?} → {:?}, {} buffers{}",
+                    v.device,
+                    v.format,
+                    v.pixel_format,
+                    v.buffers,
+                    if v.controls.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", controls {:?}", v.controls)
+                    }
+                ),
+            ),
         };
         println!(
             "  {:<14} {kind:<20} {w}x{h} @ {} fps, {detail}, stored {}",

@@ -80,7 +80,8 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
-    /// List the serial ports a stimulator can be on (USB vendor, product, serial number).
+    /// List the serial ports a stimulator can be on (USB vendor, product, serial number) and
+    /// the V4L2 cameras (card, driver, bus, formats with sizes and frame rates).
     Devices {
         /// Print as JSON.
         #[arg(long)]

@@ -11,6 +11,7 @@ mod reparse;
 pub mod rule;
 pub mod signal;
 pub mod source;
+pub mod v4l2;
 
 use std::path::{Path, PathBuf};
 
@@ -328,6 +329,11 @@ impl RigConfig {
                     format!("source[{i}].width"),
                     format!("{w}x{h} is not a frame size between 8x8 and 8192x8192"),
                 ));
+            }
+            if let SourceConfig::V4l2(v) = source
+                && let Some((key, reason)) = v.problem()
+            {
+                return Err(invalid(format!("source[{i}].{key}"), reason));
             }
             if let Some(Compression::Gzip { level }) = source.compression()
                 && !(1..=9).contains(level)

@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::frame::PixelFormat;
 
+pub use super::v4l2::{V4l2Config, V4l2Format};
+
 /// One frame source of the rig, selected by `kind`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
@@ -12,6 +14,8 @@ pub enum SourceConfig {
     SyntheticMiniscope(SyntheticMiniscopeConfig),
     /// A simulated top-down behavior camera filming the same simulated animal.
     SyntheticBehavior(SyntheticBehaviorConfig),
+    /// A real camera through Video4Linux2.
+    V4l2(V4l2Config),
 }
 
 impl SourceConfig {
@@ -20,6 +24,7 @@ impl SourceConfig {
         match self {
             SourceConfig::SyntheticMiniscope(c) => &c.name,
             SourceConfig::SyntheticBehavior(c) => &c.name,
+            SourceConfig::V4l2(c) => &c.name,
         }
     }
 
@@ -28,6 +33,7 @@ impl SourceConfig {
         match self {
             SourceConfig::SyntheticMiniscope(c) => c.fps,
             SourceConfig::SyntheticBehavior(c) => c.fps,
+            SourceConfig::V4l2(c) => c.fps,
         }
     }
 
@@ -36,6 +42,7 @@ impl SourceConfig {
         match self {
             SourceConfig::SyntheticMiniscope(c) => (c.width, c.height),
             SourceConfig::SyntheticBehavior(c) => (c.width, c.height),
+            SourceConfig::V4l2(c) => (c.width, c.height),
         }
     }
 
@@ -45,6 +52,7 @@ impl SourceConfig {
         let format = match self {
             SourceConfig::SyntheticMiniscope(_) => PixelFormat::Gray8,
             SourceConfig::SyntheticBehavior(c) => c.pixel_format,
+            SourceConfig::V4l2(c) => c.pixel_format,
         };
         crate::frame::FrameGeometry {
             width,
@@ -58,6 +66,7 @@ impl SourceConfig {
         match self {
             SourceConfig::SyntheticMiniscope(c) => c.compression.as_ref(),
             SourceConfig::SyntheticBehavior(c) => c.compression.as_ref(),
+            SourceConfig::V4l2(c) => c.compression.as_ref(),
         }
     }
 }

@@ -132,3 +132,47 @@ fn missing_file_names_the_file() {
             .starts_with("/nonexistent/rig.toml: cannot read config")
     );
 }
+
+#[test]
+fn a_v4l2_camera_parses_with_its_controls() {
+    let text = "[[source]]\nkind = \"v4l2\"\nname = \"Cam\"\ndevice = \"usb:ABC123\"\nformat = \"yuyv\"\nwidth = 640\nheight = 360\nfps = 30.0\nbuffers = 6\n\n[source.controls]\nexposure_time_absolute = 100\ngain = 10\n";
+    let cfg = parse(text).unwrap().config;
+    let SourceConfig::V4l2(v) = &cfg.source[0] else {
+        panic!("not a v4l2 source: {:?}", cfg.source[0]);
+    };
+    assert_eq!(v.device, "usb:ABC123");
+    assert_eq!(v.format, source::V4l2Format::Yuyv);
+    assert_eq!(v.buffers, 6);
+    assert_eq!(v.controls.get("gain"), Some(&10));
+    assert_eq!(
+        cfg.source[0].geometry().format,
+        crate::frame::PixelFormat::Gray8
+    );
+}
+
+#[test]
+fn v4l2_mistakes_point_at_their_key() {
+    // A typo inside the table, a missing device, and values that make no sense together.
+    let typo = "[[source]]\nkind = \"v4l2\"\ndevice = \"/dev/video0\"\nbufers = 4\n";
+    let shown = parse(typo).unwrap_err().to_string();
+    assert!(shown.starts_with("rig.toml:4:"), "{shown}");
+    assert!(shown.contains("did you mean `buffers`"), "{shown}");
+    let shown = parse("[[source]]\nkind = \"v4l2\"\nwidth = 320\n")
+        .unwrap_err()
+        .to_string();
+    assert!(shown.contains("device"), "{shown}");
+    for (extra, key, line) in [
+        ("pixel_format = \"rgb8\"\n", "source[0].pixel_format", 4),
+        ("buffers = 1\n", "source[0].buffers", 4),
+        (
+            "bytesperline = 100\nwidth = 320\n",
+            "source[0].bytesperline",
+            4,
+        ),
+    ] {
+        let text = format!("[[source]]\nkind = \"v4l2\"\ndevice = \"/dev/video0\"\n{extra}");
+        let shown = parse(&text).unwrap_err().to_string();
+        assert!(shown.contains(key), "{shown}");
+        assert!(shown.starts_with(&format!("rig.toml:{line}:")), "{shown}");
+    }
+}

@@ -17,15 +17,21 @@ pub use counter::CounterUnwrapper;
 pub use session::{RunOptions, RunningSession, SessionSummary, StreamSummary};
 
 use crate::config::SourceConfig;
-use crate::source::Source;
 use crate::source::synthetic::{SyntheticBehaviorCamera, SyntheticMiniscope};
+use crate::source::v4l2::V4l2Source;
+use crate::source::{Source, SourceError};
 
-/// Builds the source a `[[source]]` entry describes.
-pub fn build_source(config: &SourceConfig) -> Box<dyn Source> {
-    match config {
+/// Builds the source a `[[source]]` entry describes (opening real devices: this fails when a
+/// camera is missing or cannot do what the entry asks).
+pub fn build_source(config: &SourceConfig) -> Result<Box<dyn Source>, SourceError> {
+    Ok(match config {
         SourceConfig::SyntheticMiniscope(c) => Box::new(SyntheticMiniscope::new(c)),
         SourceConfig::SyntheticBehavior(c) => Box::new(SyntheticBehaviorCamera::new(c)),
-    }
+        SourceConfig::V4l2(c) => Box::new(V4l2Source::new(c).map_err(|e| SourceError::Fatal {
+            device: c.device.clone(),
+            reason: e.to_string(),
+        })?),
+    })
 }
 
 /// Whether the source's frames carry simulator ground truth worth recording.

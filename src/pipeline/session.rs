@@ -105,7 +105,8 @@ impl RunningSession {
         let mut loops = Vec::new();
         let mut stats = Vec::new();
         for source_config in &config.source {
-            let source = super::build_source(source_config);
+            let source = super::build_source(source_config)
+                .with_context(|| format!("source `{}`", source_config.name()))?;
             let info = source.info().clone();
             let ring_frames = (config.recording.ring_seconds * info.nominal_fps).ceil() as usize;
             let ring_frames = ring_frames.max(4);

@@ -4,6 +4,7 @@ pub mod miniscope;
 #[cfg(feature = "nokhwa")]
 pub mod nokhwa_camera;
 pub mod synthetic;
+pub mod v4l2;
 
 use crate::frame::{CaptureStamp, FrameGeometry};
 
