@@ -63,6 +63,25 @@ pub fn check(path: &Path) -> anyhow::Result<ExitCode> {
                     }
                 ),
             ),
+            SourceConfig::Miniscope(m) => (
+                "miniscope",
+                format!(
+                    "DAQ {}, {}, IMU {}, trigger {:?}, controls {:?}",
+                    m.device, m.device_type, m.imu, m.trigger, m.controls
+                ),
+            ),
+            SourceConfig::Nokhwa(n) => (
+                "nokhwa",
+                format!(
+                    "camera {}{}",
+                    n.device,
+                    if cfg!(feature = "nokhwa") {
+                        ""
+                    } else {
+                        " (this build lacks the nokhwa feature)"
+                    }
+                ),
+            ),
         };
         println!(
             "  {:<14} {kind:<20} {w}x{h} @ {} fps, {detail}, stored {}",

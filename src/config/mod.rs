@@ -5,6 +5,7 @@
 
 mod error;
 mod locate;
+pub mod miniscope;
 pub mod model;
 pub mod output;
 mod reparse;
@@ -315,6 +316,11 @@ impl RigConfig {
                     format!("source[{i}].name"),
                     format!("`{name}` is already the name of source[{j}]"),
                 ));
+            }
+            if let SourceConfig::Miniscope(m) = source
+                && let Some((key, reason)) = m.problem()
+            {
+                return Err(invalid(format!("source[{i}].{key}"), reason));
             }
             let fps = source.fps();
             if !(fps > 0.0 && fps <= 1000.0) {

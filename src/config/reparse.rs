@@ -7,7 +7,9 @@
 
 use serde::de::DeserializeOwned;
 
-use super::source::{SyntheticBehaviorConfig, SyntheticMiniscopeConfig, V4l2Config};
+use super::source::{
+    MiniscopeConfig, NokhwaConfig, SyntheticBehaviorConfig, SyntheticMiniscopeConfig, V4l2Config,
+};
 
 /// A key path, byte offset into the original text and message for an error in `source[index]`,
 /// or `None` if the table cannot be cut out or parses fine on its own.
@@ -35,6 +37,8 @@ pub(super) fn source_error(text: &str, index: usize) -> Option<(String, Option<u
         "synthetic-miniscope" => check::<SyntheticMiniscopeConfig>(&body),
         "synthetic-behavior" => check::<SyntheticBehaviorConfig>(&body),
         "v4l2" => check::<V4l2Config>(&body),
+        "miniscope" => check::<MiniscopeConfig>(&body),
+        "nokhwa" => check::<NokhwaConfig>(&body),
         _ => return None,
     };
     let (path, offset, message) = result?;

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::frame::PixelFormat;
 
+pub use super::miniscope::{ControlSetting, MiniscopeConfig, TriggerSetting};
 pub use super::v4l2::{V4l2Config, V4l2Format};
 
 /// One frame source of the rig, selected by `kind`.
@@ -16,6 +17,53 @@ pub enum SourceConfig {
     SyntheticBehavior(SyntheticBehaviorConfig),
     /// A real camera through Video4Linux2.
     V4l2(V4l2Config),
+    /// A UCLA Miniscope through its DAQ (V4L2 frames + I²C over UVC controls).
+    Miniscope(MiniscopeConfig),
+    /// A camera through nokhwa (macOS/Windows; needs the `nokhwa` build feature; untested).
+    Nokhwa(NokhwaConfig),
+}
+
+/// `kind = "nokhwa"`: a camera through the nokhwa crate, for rigs that are not Linux. Only
+/// in builds with the `nokhwa` feature; untested on hardware (docs/cameras.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NokhwaConfig {
+    /// Stream name (NWB object name).
+    pub name: String,
+    /// Camera index (`"0"`) or the name nokhwa lists. Default `"0"`.
+    #[serde(default = "default_nokhwa_device")]
+    pub device: String,
+    /// Frame width. Default 640.
+    #[serde(default = "default_nokhwa_width")]
+    pub width: u32,
+    /// Frame height. Default 480.
+    #[serde(default = "default_nokhwa_height")]
+    pub height: u32,
+    /// Frames per second asked (closest the camera offers). Default 30.
+    #[serde(default = "default_nokhwa_fps")]
+    pub fps: f64,
+    /// Stored pixel format. Default `gray8`.
+    #[serde(default = "default_gray")]
+    pub pixel_format: PixelFormat,
+    /// Compression override for this stream.
+    #[serde(default)]
+    pub compression: Option<super::Compression>,
+}
+
+fn default_nokhwa_device() -> String {
+    "0".into()
+}
+fn default_nokhwa_width() -> u32 {
+    640
+}
+fn default_nokhwa_height() -> u32 {
+    480
+}
+fn default_nokhwa_fps() -> f64 {
+    30.0
+}
+fn default_gray() -> PixelFormat {
+    PixelFormat::Gray8
 }
 
 impl SourceConfig {
@@ -25,6 +73,8 @@ impl SourceConfig {
             SourceConfig::SyntheticMiniscope(c) => &c.name,
             SourceConfig::SyntheticBehavior(c) => &c.name,
             SourceConfig::V4l2(c) => &c.name,
+            SourceConfig::Miniscope(c) => &c.name,
+            SourceConfig::Nokhwa(c) => &c.name,
         }
     }
 
@@ -34,6 +84,8 @@ impl SourceConfig {
             SourceConfig::SyntheticMiniscope(c) => c.fps,
             SourceConfig::SyntheticBehavior(c) => c.fps,
             SourceConfig::V4l2(c) => c.fps,
+            SourceConfig::Miniscope(c) => c.fps(),
+            SourceConfig::Nokhwa(c) => c.fps,
         }
     }
 
@@ -43,6 +95,8 @@ impl SourceConfig {
             SourceConfig::SyntheticMiniscope(c) => (c.width, c.height),
             SourceConfig::SyntheticBehavior(c) => (c.width, c.height),
             SourceConfig::V4l2(c) => (c.width, c.height),
+            SourceConfig::Miniscope(c) => c.size(),
+            SourceConfig::Nokhwa(c) => (c.width, c.height),
         }
     }
 
@@ -53,6 +107,8 @@ impl SourceConfig {
             SourceConfig::SyntheticMiniscope(_) => PixelFormat::Gray8,
             SourceConfig::SyntheticBehavior(c) => c.pixel_format,
             SourceConfig::V4l2(c) => c.pixel_format,
+            SourceConfig::Miniscope(_) => PixelFormat::Gray8,
+            SourceConfig::Nokhwa(c) => c.pixel_format,
         };
         crate::frame::FrameGeometry {
             width,
@@ -67,6 +123,8 @@ impl SourceConfig {
             SourceConfig::SyntheticMiniscope(c) => c.compression.as_ref(),
             SourceConfig::SyntheticBehavior(c) => c.compression.as_ref(),
             SourceConfig::V4l2(c) => c.compression.as_ref(),
+            SourceConfig::Miniscope(c) => c.compression.as_ref(),
+            SourceConfig::Nokhwa(c) => c.compression.as_ref(),
         }
     }
 }

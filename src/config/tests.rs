@@ -176,3 +176,67 @@ fn v4l2_mistakes_point_at_their_key() {
         assert!(shown.starts_with(&format!("rig.toml:{line}:")), "{shown}");
     }
 }
+
+#[test]
+fn a_miniscope_parses_and_takes_size_and_rate_from_its_catalog_entry() {
+    let text = "[[source]]\nkind = \"miniscope\"\ndevice_type = \"Miniscope_V4_BNO\"\ntrigger = \"active_low\"\n\n[source.controls]\nled0 = 12.5\newl = -20\ngain = \"Medium\"\nframeRate = \"30FPS\"\n";
+    let cfg = parse(text).unwrap().config;
+    let SourceConfig::Miniscope(m) = &cfg.source[0] else {
+        panic!("not a miniscope: {:?}", cfg.source[0]);
+    };
+    assert_eq!(m.name, "Miniscope");
+    assert_eq!(m.device, "auto");
+    assert_eq!(m.trigger, source::TriggerSetting::ActiveLow);
+    assert_eq!(cfg.source[0].size(), (608, 608));
+    assert_eq!(cfg.source[0].fps(), 30.0);
+    let values = m.control_values();
+    assert!(values.contains(&(
+        "gain".into(),
+        crate::source::miniscope::ControlValue::Choice("Medium".into())
+    )));
+    // Without a frameRate setting: the catalog's start value (20 FPS).
+    let text = "[[source]]\nkind = \"miniscope\"\n";
+    assert_eq!(parse(text).unwrap().config.source[0].fps(), 20.0);
+}
+
+#[test]
+fn miniscope_mistakes_point_at_their_key() {
+    for (body, key, what) in [
+        (
+            "device_type = \"Miniscope_V9\"\n",
+            "source[0].device_type",
+            "Miniscope_V4_BNO",
+        ),
+        (
+            "[source.controls]\nled7 = 5\n",
+            "source[0].controls.led7",
+            "led7",
+        ),
+        (
+            "[source.controls]\nled0 = 150\n",
+            "source[0].controls.led0",
+            "150",
+        ),
+        (
+            "[source.controls]\ngain = \"Huge\"\n",
+            "source[0].controls.gain",
+            "Low, Medium, High",
+        ),
+        ("buffers = 1\n", "source[0].buffers", "2–32"),
+    ] {
+        let text = format!("[[source]]\nkind = \"miniscope\"\n{body}");
+        let shown = parse(&text).unwrap_err().to_string();
+        assert!(
+            shown.contains(key) && shown.contains(what),
+            "{key}: {shown}"
+        );
+    }
+}
+
+#[test]
+fn a_nokhwa_camera_parses_in_every_build() {
+    let text = "[[source]]\nkind = \"nokhwa\"\nname = \"Cam\"\ndevice = \"1\"\nwidth = 320\nheight = 240\n";
+    let cfg = parse(text).unwrap().config;
+    assert!(matches!(&cfg.source[0], SourceConfig::Nokhwa(n) if n.device == "1"));
+    assert_eq!(cfg.source[0].size(), (320, 240));
+}

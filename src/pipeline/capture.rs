@@ -88,6 +88,7 @@ impl CaptureLoop {
         let mut behind_run = LossRun::default();
         let end = loop {
             if self.stop.load(Ordering::Relaxed) {
+                self.source.shutdown();
                 break CaptureEnd::Stopped;
             }
             let mut slot = self.pool.try_acquire();

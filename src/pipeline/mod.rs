@@ -17,6 +17,7 @@ pub use counter::CounterUnwrapper;
 pub use session::{RunOptions, RunningSession, SessionSummary, StreamSummary};
 
 use crate::config::SourceConfig;
+use crate::source::miniscope::source::MiniscopeSource;
 use crate::source::synthetic::{SyntheticBehaviorCamera, SyntheticMiniscope};
 use crate::source::v4l2::V4l2Source;
 use crate::source::{Source, SourceError};
@@ -31,6 +32,25 @@ pub fn build_source(config: &SourceConfig) -> Result<Box<dyn Source>, SourceErro
             device: c.device.clone(),
             reason: e.to_string(),
         })?),
+        SourceConfig::Miniscope(c) => Box::new(MiniscopeSource::open(c)?),
+        #[cfg(feature = "nokhwa")]
+        SourceConfig::Nokhwa(c) => Box::new(crate::source::nokhwa_camera::NokhwaCamera::open(
+            &c.device,
+            crate::source::nokhwa_camera::stream_info(
+                &c.name,
+                c.width,
+                c.height,
+                c.fps,
+                c.pixel_format,
+            ),
+        )?),
+        #[cfg(not(feature = "nokhwa"))]
+        SourceConfig::Nokhwa(c) => {
+            return Err(SourceError::Fatal {
+                device: c.device.clone(),
+                reason: "this behavd was built without the `nokhwa` feature (cargo build --features nokhwa)".into(),
+            });
+        }
     })
 }
 

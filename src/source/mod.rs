@@ -72,6 +72,10 @@ pub trait Source: Send {
 
     /// Tries once to reopen a disconnected device. `Ok(())` means frames flow again.
     fn reconnect(&mut self) -> Result<(), SourceError>;
+
+    /// The session is ending: leave the device safe (e.g. a Miniscope's LEDs off). Called
+    /// once by the capture thread after its last frame; the default does nothing.
+    fn shutdown(&mut self) {}
 }
 
 /// The error every source returns when handed a buffer of the wrong size for its frames.

@@ -16,7 +16,7 @@ const BUILTIN_JSON: &str = include_str!("catalog.json");
 pub const SERDES_HIGH_FREQUENCY_ABOVE_MHZ: f64 = 50.0;
 
 /// Why the catalog, or one of its entries, is unusable.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CatalogError {
     /// The JSON does not parse or does not match the schema; the message names the path.
     #[error("device catalog: {0}")]
@@ -296,6 +296,15 @@ pub fn uvc_frame_index(width: u32, height: u32) -> Option<u8> {
 pub struct Catalog {
     /// Entries in file order.
     pub devices: Vec<DeviceEntry>,
+}
+
+/// The built-in catalog, parsed once per process.
+pub fn builtin_catalog() -> Result<&'static Catalog, CatalogError> {
+    static CATALOG: std::sync::OnceLock<Result<Catalog, CatalogError>> = std::sync::OnceLock::new();
+    CATALOG
+        .get_or_init(Catalog::builtin)
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 impl Catalog {

@@ -22,6 +22,7 @@ pub mod packet;
 pub mod readback;
 pub mod scope;
 pub mod send_command;
+pub mod source;
 pub mod uvc;
 pub mod v4l2_uvc;
 pub mod writer;

@@ -17,7 +17,7 @@ mod counter;
 mod error;
 pub mod list;
 pub mod mjpeg;
-mod select;
+pub mod select;
 mod stream;
 
 use v4l::v4l_sys::{

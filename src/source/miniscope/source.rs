@@ -1,0 +1,342 @@
+//! The Miniscope as a frame [`Source`]: the DAQ's V4L2 node streams YUY2 W×H (the luma bytes
+//! are the image), and the same node's controls carry the I²C-over-UVC control channel that
+//! [`ScopeControl`] drives from this capture loop.
+//!
+//! Per `next_frame`: first the control plane gets its turn (the writer's SET_CURs that are due,
+//! at most [`CONTROL_SLICE_NS`] of them in one go so a long ritual cannot hold frames back),
+//! then a frame is dequeued, then the per-frame read-backs: the DAQ frame counter becomes the
+//! frame's device counter (so the capture loop counts every frame the DAQ made and the host
+//! never got), the head orientation goes into the stamp. The counter handed on is continuous
+//! across reconnections: after one, the frames lost are estimated from the time that passed.
+//! On shutdown the LEDs are switched off (frames keep flowing until the DAQ has executed it).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::catalog::DeviceEntry;
+use super::frame_reads::{CounterSource, ImuSource, ReadbackPlan};
+use super::readback::{DEFAULT_NORM_ERROR_LIMIT, TriggerPolarity};
+use super::scope::{ScopeAction, ScopeControl, ScopeSettings};
+use super::uvc::{DAQ_PRODUCT_ID_HIGHSPEED, DAQ_PRODUCT_ID_SUPERSPEED, DAQ_VENDOR_ID};
+use super::v4l2_uvc::V4l2Uvc;
+use super::writer::{Wake, WriterConfig};
+use crate::clock::monotonic_ns;
+use crate::config::source::{MiniscopeConfig, TriggerSetting, V4l2Config, V4l2Format};
+use crate::frame::{CaptureStamp, FrameGeometry, PixelFormat};
+use crate::source::v4l2::V4l2Source;
+use crate::source::{Source, SourceError, StreamInfo, StreamKind, check_frame_buffer};
+
+/// Longest the control plane may write in one turn before a frame is dequeued.
+pub const CONTROL_SLICE_NS: u64 = 4_000_000;
+/// Packets the writer commits per frame through uvcvideo (each is three synchronous control
+/// transfers): small, so a ritual spreads over a few frames instead of delaying one.
+const PACKETS_PER_FRAME: usize = 8;
+/// Frames the shutdown waits for the LEDs-off packets to execute.
+const SHUTDOWN_FRAMES: u32 = 15;
+
+/// A Miniscope through its DAQ.
+pub struct MiniscopeSource {
+    config: MiniscopeConfig,
+    device: DeviceEntry,
+    info: StreamInfo,
+    node: Option<PathBuf>,
+    stream: Option<V4l2Source>,
+    uvc: Option<V4l2Uvc>,
+    control: ScopeControl,
+    /// Continuous device counter handed to the capture loop.
+    counter: u64,
+    /// Host time of the last frame and whether a reconnection came since.
+    last_frame_ns: Option<u64>,
+    reconnected: bool,
+}
+
+fn fatal(device: &str, reason: impl std::fmt::Display) -> SourceError {
+    SourceError::Fatal {
+        device: device.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+fn lost(device: &str, reason: impl std::fmt::Display) -> SourceError {
+    SourceError::Disconnected {
+        device: device.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// The first V4L2 node whose USB device is a Miniscope DAQ (04b4:00f9, or 00f8 on USB 2).
+pub fn find_daq() -> Option<PathBuf> {
+    crate::source::v4l2::select::video_nodes()
+        .into_iter()
+        .find(|node| {
+            usb_id(node).is_some_and(|(v, p)| {
+                v == DAQ_VENDOR_ID
+                    && (p == DAQ_PRODUCT_ID_SUPERSPEED || p == DAQ_PRODUCT_ID_HIGHSPEED)
+            }) && crate::source::v4l2::select::query(node).is_ok_and(|c| c.capture)
+        })
+}
+
+/// USB vendor and product id of the device behind a `/dev/videoN` node, through sysfs.
+pub fn usb_id(node: &std::path::Path) -> Option<(u16, u16)> {
+    let name = node.file_name()?;
+    let mut dir = std::path::Path::new("/sys/class/video4linux")
+        .join(name)
+        .join("device")
+        .canonicalize()
+        .ok()?;
+    // The node's device is the USB interface; idVendor/idProduct sit on the USB device above.
+    for _ in 0..4 {
+        let read = |f: &str| {
+            std::fs::read_to_string(dir.join(f))
+                .ok()
+                .and_then(|s| u16::from_str_radix(s.trim(), 16).ok())
+        };
+        if let (Some(v), Some(p)) = (read("idVendor"), read("idProduct")) {
+            return Some((v, p));
+        }
+        dir = dir.parent()?.to_path_buf();
+    }
+    None
+}
+
+impl MiniscopeSource {
+    /// Finds and opens the DAQ, runs the connect ritual's first steps and starts streaming.
+    pub fn open(config: &MiniscopeConfig) -> Result<Self, SourceError> {
+        let device = config
+            .device_entry()
+            .map_err(|e| fatal(&config.device, e))?;
+        let imu = config.imu && device.head_orientation;
+        let control = ScopeControl::new(ScopeSettings {
+            device: device.clone(),
+            values: config.control_values(),
+            readback: ReadbackPlan {
+                counter: Some(CounterSource::Contrast),
+                imu: imu.then_some(ImuSource::FourReads),
+                trigger: match config.trigger {
+                    TriggerSetting::Off => None,
+                    TriggerSetting::ActiveHigh => Some(TriggerPolarity::ActiveHigh),
+                    TriggerSetting::ActiveLow => Some(TriggerPolarity::ActiveLow),
+                },
+                norm_error_limit: DEFAULT_NORM_ERROR_LIMIT,
+            },
+            writer: WriterConfig {
+                max_packets_per_frame: PACKETS_PER_FRAME,
+                ..WriterConfig::default()
+            },
+            expected_fps: Some(config.fps()),
+        })
+        .map_err(|e| fatal(&config.device, e))?;
+        let info = StreamInfo {
+            name: config.name.clone(),
+            kind: StreamKind::Miniscope,
+            geometry: FrameGeometry {
+                width: device.width,
+                height: device.height,
+                format: PixelFormat::Gray8,
+            },
+            nominal_fps: config.fps(),
+            counter_bits: 64,
+            device_description: format!(
+                "UCLA {} ({} sensor) through its DAQ",
+                device.device_type, device.sensor
+            ),
+        };
+        let mut source = Self {
+            config: config.clone(),
+            device,
+            info,
+            node: None,
+            stream: None,
+            uvc: None,
+            control,
+            counter: 0,
+            last_frame_ns: None,
+            reconnected: false,
+        };
+        source.connect()?;
+        Ok(source)
+    }
+
+    fn label(&self) -> String {
+        self.node
+            .as_ref()
+            .map_or_else(|| self.config.device.clone(), |n| n.display().to_string())
+    }
+
+    fn resolve(&self) -> Result<PathBuf, SourceError> {
+        if self.config.device == "auto" {
+            return find_daq().ok_or_else(|| {
+                lost(
+                    "auto",
+                    "no Miniscope DAQ (USB 04b4:00f9) among the V4L2 devices",
+                )
+            });
+        }
+        crate::source::v4l2::select::resolve(&self.config.device)
+            .map(|c| c.node)
+            .map_err(|e| lost(&self.config.device, e))
+    }
+
+    /// Opens the node, runs the ritual up to the format step, starts the stream.
+    fn connect(&mut self) -> Result<(), SourceError> {
+        self.stream = None;
+        self.control.stream_stopped();
+        let node = self.resolve()?;
+        self.node = Some(node.clone());
+        let label = self.label();
+        let mut uvc = V4l2Uvc::open(&node).map_err(|e| lost(&label, e))?;
+        self.control
+            .begin_connect(false)
+            .map_err(|e| fatal(&label, e))?;
+        // Before the stream: SERDES packets, then the 500 ms pause (connect time only).
+        loop {
+            let now = monotonic_ns();
+            match self
+                .control
+                .step(now, &mut uvc)
+                .map_err(|e| lost(&label, e))?
+            {
+                ScopeAction::StartStream { width, height, .. } => {
+                    let v4l2 = V4l2Config {
+                        name: self.config.name.clone(),
+                        device: node.display().to_string(),
+                        format: V4l2Format::Yuyv,
+                        pixel_format: PixelFormat::Gray8,
+                        width,
+                        height,
+                        fps: self.config.fps(),
+                        buffers: self.config.buffers,
+                        bytesperline: None,
+                        stall_periods: 30,
+                        controls: Default::default(),
+                        compression: None,
+                    };
+                    let stream = V4l2Source::new(&v4l2).map_err(|e| lost(&label, e))?;
+                    self.stream = Some(stream);
+                    self.control.stream_started();
+                    break;
+                }
+                ScopeAction::Continue(Wake::At(t)) => {
+                    std::thread::sleep(Duration::from_nanos(t.saturating_sub(now)))
+                }
+                ScopeAction::Continue(_) => {}
+            }
+        }
+        self.uvc = Some(uvc);
+        tracing::info!(device = %label, device_type = %self.device.device_type, "Miniscope DAQ streaming; connect ritual continues with the frames");
+        Ok(())
+    }
+
+    /// Gives the control plane its turn: every write that is due, for at most
+    /// [`CONTROL_SLICE_NS`].
+    fn service_controls(&mut self) -> Result<(), SourceError> {
+        let label = self.label();
+        let Some(uvc) = self.uvc.as_mut() else {
+            return Ok(());
+        };
+        let start = monotonic_ns();
+        loop {
+            let now = monotonic_ns();
+            match self.control.step(now, uvc) {
+                Ok(ScopeAction::Continue(Wake::At(t)))
+                    if t < start + CONTROL_SLICE_NS && t.saturating_sub(now) < 1_000_000 =>
+                {
+                    if t > now {
+                        std::thread::sleep(Duration::from_nanos(t - now));
+                    }
+                }
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    self.stream = None;
+                    return Err(lost(&label, e));
+                }
+            }
+        }
+    }
+
+    /// Live change of a control (from the control plane of the daemon).
+    pub fn set_control(
+        &mut self,
+        name: &str,
+        value: super::ControlValue,
+    ) -> Result<(), super::ScopeError> {
+        self.control.set_control(name, value)
+    }
+
+    /// Switches the DAQ's per-frame sync output (on at record start, off at stop).
+    pub fn set_recording(&mut self, recording: bool) {
+        self.control.set_recording(recording);
+    }
+}
+
+impl Source for MiniscopeSource {
+    fn info(&self) -> &StreamInfo {
+        &self.info
+    }
+
+    fn next_frame(&mut self, pixels: &mut [u8]) -> Result<CaptureStamp, SourceError> {
+        check_frame_buffer(&self.info, pixels)?;
+        self.service_controls()?;
+        let label = self.label();
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(lost(&label, "not streaming"));
+        };
+        let mut stamp = match stream.next_frame(pixels) {
+            Ok(s) => s,
+            Err(e) => {
+                self.stream = None;
+                self.control.stream_stopped();
+                return Err(e);
+            }
+        };
+        let uvc = self.uvc.as_mut().expect("open while streaming");
+        let r = self.control.after_frame(stamp.host_time_ns, uvc);
+        let step = match (r.counter, self.last_frame_ns) {
+            _ if self.reconnected => {
+                // Frames lost across the reconnection, from the time that passed.
+                let dt = self
+                    .last_frame_ns
+                    .map_or(0, |t| stamp.host_time_ns.saturating_sub(t));
+                (dt as f64 * self.info.nominal_fps / 1e9).round().max(1.0) as u64
+            }
+            (Some(c), Some(_)) => c.gap + 1 - u64::from(c.repeated),
+            // First frame, or a failed counter read: assume no loss (counted as a failure).
+            _ => 1,
+        };
+        self.reconnected = false;
+        self.counter += step;
+        self.last_frame_ns = Some(stamp.host_time_ns);
+        stamp.raw_counter = self.counter;
+        stamp.head_orientation = r.imu.filter(|i| i.good).map(|i| {
+            let q = i.quaternion;
+            [q.w, q.x, q.y, q.z]
+        });
+        Ok(stamp)
+    }
+
+    fn reconnect(&mut self) -> Result<(), SourceError> {
+        self.uvc = None;
+        self.connect()?;
+        self.reconnected = true;
+        Ok(())
+    }
+
+    fn shutdown(&mut self) {
+        if self.stream.is_none() || self.control.leds_off().is_err() {
+            return;
+        }
+        let mut scratch = vec![0u8; self.info.geometry.frame_bytes()];
+        for _ in 0..SHUTDOWN_FRAMES {
+            if self.next_frame(&mut scratch).is_err() {
+                return;
+            }
+            if self.control.is_idle() {
+                // One more frame: the DAQ executes the last packet at its end of frame.
+                let _ = self.next_frame(&mut scratch);
+                tracing::info!(device = %self.label(), "Miniscope LEDs off");
+                return;
+            }
+        }
+        tracing::warn!(device = %self.label(), "Miniscope LEDs-off packets not all written before shutdown");
+    }
+}
