@@ -6,7 +6,8 @@
 //! at most [`CONTROL_SLICE_NS`] of them in one go so a long ritual cannot hold frames back),
 //! then a frame is dequeued, then the per-frame read-backs: the DAQ frame counter becomes the
 //! frame's device counter (so the capture loop counts every frame the DAQ made and the host
-//! never got), the head orientation goes into the stamp. The counter handed on is continuous
+//! never got — see [`DROP_WINDOW`] for how drops are told from backlog), the head orientation
+//! goes into the stamp. The counter handed on is continuous
 //! across reconnections: after one, the frames lost are estimated from the time that passed.
 //! On shutdown the LEDs are switched off (frames keep flowing until the DAQ has executed it).
 
@@ -48,6 +49,48 @@ pub struct MiniscopeSource {
     /// Host time of the last frame and whether a reconnection came since.
     last_frame_ns: Option<u64>,
     reconnected: bool,
+    /// DAQ-side drops already handed on as counter jumps, and the recent net-drop readings
+    /// that decide when a drop is real (see [`DropWindow`]).
+    released: u64,
+    window: DropWindow,
+}
+
+/// Read right after a dequeue, the DAQ counter runs ahead of the dequeued frame by the frames
+/// still queued (the backlog), so a single reading cannot place a drop: a growing backlog
+/// looks like a drop and a shrinking one like a repeat. The net-drop count (DAQ frames minus
+/// frames read) includes the backlog; its minimum over the last [`DROP_WINDOW`] frames does
+/// not (a backlog does not last that long), so only drops that persist are handed on — all of
+/// them, each at most [`DROP_WINDOW`] frames after it happened.
+pub const DROP_WINDOW: usize = 12;
+
+/// The last [`DROP_WINDOW`] net-drop readings, in a fixed ring.
+#[derive(Debug, Default)]
+struct DropWindow {
+    values: [u64; DROP_WINDOW],
+    len: usize,
+    next: usize,
+}
+
+impl DropWindow {
+    fn clear(&mut self) {
+        self.len = 0;
+        self.next = 0;
+    }
+
+    /// Adds a reading; returns the drops newly confirmed beyond `released` (and counts them
+    /// in it).
+    fn confirm(&mut self, net: u64, released: &mut u64) -> u64 {
+        self.values[self.next] = net;
+        self.next = (self.next + 1) % DROP_WINDOW;
+        self.len = (self.len + 1).min(DROP_WINDOW);
+        if self.len < DROP_WINDOW {
+            return 0;
+        }
+        let confirmed = self.values.iter().copied().min().unwrap_or(0);
+        let new = confirmed.saturating_sub(*released);
+        *released += new;
+        new
+    }
 }
 
 fn fatal(device: &str, reason: impl std::fmt::Display) -> SourceError {
@@ -152,6 +195,8 @@ impl MiniscopeSource {
             counter: 0,
             last_frame_ns: None,
             reconnected: false,
+            released: 0,
+            window: DropWindow::default(),
         };
         source.connect()?;
         Ok(source)
@@ -291,20 +336,24 @@ impl Source for MiniscopeSource {
         };
         let uvc = self.uvc.as_mut().expect("open while streaming");
         let r = self.control.after_frame(stamp.host_time_ns, uvc);
-        let step = match (r.counter, self.last_frame_ns) {
-            _ if self.reconnected => {
-                // Frames lost across the reconnection, from the time that passed.
-                let dt = self
-                    .last_frame_ns
-                    .map_or(0, |t| stamp.host_time_ns.saturating_sub(t));
-                (dt as f64 * self.info.nominal_fps / 1e9).round().max(1.0) as u64
-            }
-            (Some(c), Some(_)) => c.gap + 1 - u64::from(c.repeated),
-            // First frame, or a failed counter read: assume no loss (counted as a failure).
-            _ => 1,
-        };
+        let net = self.control.readback().counter().net_dropped();
+        if self.reconnected || self.last_frame_ns.is_none() {
+            self.counter = match (self.last_frame_ns, r.counter) {
+                // Frames lost across the reconnection, estimated from the time that passed.
+                (Some(t), _) => {
+                    let dt = stamp.host_time_ns.saturating_sub(t) as f64;
+                    self.counter + (dt * self.info.nominal_fps / 1e9).round().max(1.0) as u64
+                }
+                // The very first frame: the DAQ's own count, so the file shows its numbers.
+                (None, Some(c)) => c.unwrapped,
+                (None, None) => 0,
+            };
+            self.released = net;
+            self.window.clear();
+        } else {
+            self.counter += 1 + self.window.confirm(net, &mut self.released);
+        }
         self.reconnected = false;
-        self.counter += step;
         self.last_frame_ns = Some(stamp.host_time_ns);
         stamp.raw_counter = self.counter;
         stamp.head_orientation = r.imu.filter(|i| i.good).map(|i| {
@@ -338,5 +387,35 @@ impl Source for MiniscopeSource {
             }
         }
         tracing::warn!(device = %self.label(), "Miniscope LEDs-off packets not all written before shutdown");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A backlog that grows and shrinks again is not a drop; a drop is handed on once, in
+    /// full, when it has persisted for the window.
+    #[test]
+    fn backlog_is_not_a_drop_and_every_real_drop_is_handed_on() {
+        let mut w = DropWindow::default();
+        let mut released = 0;
+        let mut handed = Vec::new();
+        // Net drops: backlog of 2 for a few frames, back to 0, then 3 real drops (plus a
+        // passing backlog on top), steady.
+        let nets = [
+            0, 0, 2, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 4, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+            3,
+        ];
+        for net in nets {
+            handed.push(w.confirm(net, &mut released));
+        }
+        assert_eq!(handed.iter().sum::<u64>(), 3, "{handed:?}");
+        let at = handed.iter().position(|&h| h > 0).unwrap();
+        assert!(
+            (14..14 + DROP_WINDOW).contains(&at),
+            "handed on at {at}: {handed:?}"
+        );
+        assert_eq!(released, 3);
     }
 }
