@@ -6,7 +6,7 @@ mod rig;
 
 #[test]
 fn guest_streams_from_vivid_with_v4l2_ctl() {
-    let share = rig::Share::new();
+    let share = rig::Share::new("vm_smoke");
     share.write(
         "run.sh",
         r#"#!/bin/sh

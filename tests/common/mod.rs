@@ -179,3 +179,15 @@ pub fn producer<'a>(summary: &'a serde_json::Value, name: &str) -> &'a serde_jso
         .find(|p| p["name"] == name)
         .unwrap_or_else(|| panic!("no producer {name} in {:#}", summary["closed_loop"]))
 }
+
+/// The pixels of frame `index` of an image series' `data`, in the camera's order (rows top to
+/// bottom; the file stores `[frame, x, y(, channel)]`), with h5py.
+pub fn read_frame(file: &Path, dataset: &str, index: usize) -> Vec<u8> {
+    python_json(
+        &format!(
+            "import h5py, json, sys; f = h5py.File(sys.argv[1], 'r'); \
+             print(json.dumps(f['{dataset}'][{index}].swapaxes(0, 1).ravel().tolist()))"
+        ),
+        file,
+    )
+}

@@ -30,9 +30,11 @@ pub fn require_rig() {
     }
 }
 
-/// A 9p share for one guest boot.
+/// A 9p share for one guest boot: a directory under cargo's target tmp dir, emptied when made
+/// and left in place afterwards (the guest's console, logs and session files stay there for a
+/// look after a failure; the next run replaces them).
 pub struct Share {
-    dir: tempfile::TempDir,
+    dir: PathBuf,
 }
 
 /// What one boot gave.
@@ -46,19 +48,20 @@ pub struct GuestRun {
 }
 
 impl Share {
-    /// An empty share with an `out/` directory for the guest's results.
-    pub fn new() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("behavd-vm-")
-            .tempdir()
-            .unwrap();
-        std::fs::create_dir(dir.path().join("out")).unwrap();
+    /// An empty share `<target tmp>/<name>` with an `out/` directory for the guest's results.
+    pub fn new(name: &str) -> Self {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .unwrap_or_else(|e| panic!("cannot empty {}: {e}", dir.display()));
+        }
+        std::fs::create_dir_all(dir.join("out")).unwrap();
         Self { dir }
     }
 
     /// The share directory on the host (`/mnt` in the guest).
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.dir
     }
 
     /// Writes `name` into the share (`/mnt/<name>` in the guest), executable if `exec`.

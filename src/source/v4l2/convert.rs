@@ -17,18 +17,53 @@ pub fn copy_rows(src: &[u8], stride: usize, row_bytes: usize, rows: usize, dst: 
 /// of `width` pixels.
 pub fn yuyv_to_gray(src: &[u8], stride: usize, width: usize, rows: usize, dst: &mut [u8]) {
     for (r, out) in dst.chunks_exact_mut(width).take(rows).enumerate() {
-        let row = &src[r * stride..r * stride + 2 * width];
-        for (o, px) in out.iter_mut().zip(row.chunks_exact(2)) {
-            *o = px[0];
+        luma_row(&src[r * stride..r * stride + 2 * width], out);
+    }
+}
+
+/// Every other byte of `yuyv` (2 × `out.len()` bytes) into `out`.
+fn luma_row(yuyv: &[u8], out: &mut [u8]) {
+    let done = luma_blocks(yuyv, out);
+    let (pairs, _) = yuyv[2 * done..].as_chunks::<2>();
+    for (o, px) in out[done..].iter_mut().zip(pairs) {
+        *o = px[0];
+    }
+}
+
+/// The leading multiple of 16 pixels of [`luma_row`] with SSE2; returns how many it did.
+#[cfg(target_arch = "x86_64")]
+fn luma_blocks(yuyv: &[u8], out: &mut [u8]) -> usize {
+    use std::arch::x86_64::{
+        __m128i, _mm_and_si128, _mm_loadu_si128, _mm_packus_epi16, _mm_set1_epi16, _mm_storeu_si128,
+    };
+    // SSE2 is part of x86_64: keep the low byte of each 16-bit pair, 16 pixels at a time.
+    let blocks = out.len() / 16;
+    for b in 0..blocks {
+        let src = &yuyv[32 * b..32 * b + 32];
+        let dst = &mut out[16 * b..16 * b + 16];
+        // SAFETY: `src` has 32 readable bytes and `dst` 16 writable ones (unaligned
+        // loads/stores); SSE2 is always available on x86_64.
+        unsafe {
+            let mask = _mm_set1_epi16(0x00FF);
+            let lo = _mm_and_si128(_mm_loadu_si128(src.as_ptr() as *const __m128i), mask);
+            let hi = _mm_and_si128(_mm_loadu_si128(src[16..].as_ptr() as *const __m128i), mask);
+            _mm_storeu_si128(dst.as_mut_ptr() as *mut __m128i, _mm_packus_epi16(lo, hi));
         }
     }
+    blocks * 16
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn luma_blocks(_yuyv: &[u8], _out: &mut [u8]) -> usize {
+    0
 }
 
 /// YUYV rows (BT.601 limited range, as UVC cameras send) into packed RGB rows.
 pub fn yuyv_to_rgb(src: &[u8], stride: usize, width: usize, rows: usize, dst: &mut [u8]) {
     for (r, out) in dst.chunks_exact_mut(3 * width).take(rows).enumerate() {
-        let row = &src[r * stride..r * stride + 2 * width];
-        for (pair, rgb) in row.chunks_exact(4).zip(out.chunks_exact_mut(6)) {
+        let (quads, _) = src[r * stride..r * stride + 2 * width].as_chunks::<4>();
+        let (pixels, _) = out.as_chunks_mut::<6>();
+        for (pair, rgb) in quads.iter().zip(pixels) {
             let (u, v) = (i32::from(pair[1]) - 128, i32::from(pair[3]) - 128);
             for (y, px) in [pair[0], pair[2]].into_iter().zip(rgb.chunks_exact_mut(3)) {
                 let c = 298 * (i32::from(y) - 16);
@@ -80,6 +115,20 @@ mod tests {
         let mut dst = [0u8; 8];
         yuyv_to_gray(&src, 12, 4, 2, &mut dst);
         assert_eq!(dst, [0, 1, 2, 3, 10, 11, 12, 13]);
+    }
+
+    #[test]
+    fn wide_yuyv_rows_take_the_fast_path_and_the_tail_alike() {
+        // 37 pixels (two 16-pixel blocks + a tail of 5) per row, rows padded to 80 bytes.
+        let (w, h, stride) = (37usize, 3usize, 80usize);
+        let src: Vec<u8> = (0..stride * h).map(|i| (i * 13 % 256) as u8).collect();
+        let mut dst = vec![0u8; w * h];
+        yuyv_to_gray(&src, stride, w, h, &mut dst);
+        for r in 0..h {
+            for x in 0..w {
+                assert_eq!(dst[r * w + x], src[r * stride + 2 * x], "row {r} pixel {x}");
+            }
+        }
     }
 
     #[test]

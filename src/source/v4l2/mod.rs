@@ -65,8 +65,8 @@ fn interval(fps: f64) -> v4l::Fraction {
     v4l::Fraction::new(1000 / a, den / a)
 }
 
-/// Opens and configures the device `config` names and starts streaming; also returns the
-/// frame rate the device reports, and a description for the file.
+/// Opens and configures the device `config` names and maps its buffers (streaming starts at the
+/// first `next_frame`); also returns the frame rate the device reports, and a description.
 fn open(config: &V4l2Config) -> Result<(Open, Option<f64>, String), V4l2Error> {
     let caps = select::resolve(&config.device)?;
     let label = select::label(&caps);
@@ -114,8 +114,8 @@ fn open(config: &V4l2Config) -> Result<(Open, Option<f64>, String), V4l2Error> {
         .filter(|p| p.interval.numerator > 0 && p.interval.denominator > 0)
         .map(|p| f64::from(p.interval.denominator) / f64::from(p.interval.numerator));
     controls::apply(fd, &label, &config.controls)?;
-    let stream = MmapStream::start(fd, config.buffers)
-        .map_err(|(what, e)| V4l2Error::io(&label, what, e))?;
+    let stream =
+        MmapStream::new(fd, config.buffers).map_err(|(what, e)| V4l2Error::io(&label, what, e))?;
     let needed = stride * (config.height as usize - 1) + row;
     if stream.buffer_len() < needed {
         return Err(V4l2Error::Unsupported {
@@ -126,6 +126,7 @@ fn open(config: &V4l2Config) -> Result<(Open, Option<f64>, String), V4l2Error> {
             ),
         });
     }
+    tracing::info!(device = %label, %fourcc, width = config.width, height = config.height, stride, fps = ?fps, buffers = stream.buffer_count(), "V4L2 device opened");
     let description = format!(
         "V4L2 {} (driver {}, bus {}) as {fourcc} {}x{} stride {stride}",
         caps.card, caps.driver, caps.bus, config.width, config.height
@@ -150,7 +151,7 @@ fn convert_frame(config: &V4l2Config, data: &[u8], stride: usize, pixels: &mut [
 }
 
 impl V4l2Source {
-    /// Opens the configured device and starts streaming.
+    /// Opens and configures the device; streaming starts with the first `next_frame`.
     pub fn new(config: &V4l2Config) -> Result<Self, V4l2Error> {
         let (open, fps, description) = open(config)?;
         if let Some(fps) = fps
@@ -228,6 +229,12 @@ impl Source for V4l2Source {
                     "{}: no frame for {} ms ({} frame periods): stream stalled",
                     open.label, self.stall_ms, self.config.stall_periods
                 );
+                return Err(self.lost(reason));
+            }
+            // Streaming starts with the first request, not at open: frames the driver made
+            // before anyone asked for them would only be lost.
+            if let Err(e) = open.stream.stream_on() {
+                let reason = format!("{}: VIDIOC_STREAMON: {e}", open.label);
                 return Err(self.lost(reason));
             }
             let wait_ms = ((deadline - now) / 1_000_000).max(1) as i32;

@@ -37,6 +37,7 @@ pub enum Wait {
 pub struct MmapStream {
     fd: i32,
     bufs: Vec<(*mut u8, usize)>,
+    streaming: bool,
 }
 
 // The mappings belong to this stream alone; it moves between threads with its source.
@@ -56,9 +57,9 @@ pub(super) fn xioctl<T>(fd: i32, request: vidioc::_IOC_TYPE, arg: &mut T) -> io:
 }
 
 impl MmapStream {
-    /// Requests `count` buffers on `fd`, maps and queues them all, and starts streaming.
-    /// The caller keeps `fd` open for the stream's lifetime.
-    pub fn start(fd: i32, count: u32) -> Result<Self, (&'static str, io::Error)> {
+    /// Requests `count` buffers on `fd`, maps and queues them all; [`MmapStream::stream_on`]
+    /// starts streaming. The caller keeps `fd` open for the stream's lifetime.
+    pub fn new(fd: i32, count: u32) -> Result<Self, (&'static str, io::Error)> {
         // SAFETY: plain old data.
         let mut req: v4l2_requestbuffers = unsafe { std::mem::zeroed() };
         req.count = count;
@@ -68,6 +69,7 @@ impl MmapStream {
         let mut stream = MmapStream {
             fd,
             bufs: Vec::with_capacity(req.count as usize),
+            streaming: false,
         };
         if req.count < 2 {
             return Err((
@@ -99,9 +101,22 @@ impl MmapStream {
         for index in 0..stream.bufs.len() {
             stream.requeue(index).map_err(|e| ("VIDIOC_QBUF", e))?;
         }
-        let mut typ = BUF_TYPE_CAPTURE;
-        xioctl(fd, vidioc::VIDIOC_STREAMON, &mut typ).map_err(|e| ("VIDIOC_STREAMON", e))?;
         Ok(stream)
+    }
+
+    /// Starts streaming (once; later calls do nothing).
+    pub fn stream_on(&mut self) -> io::Result<()> {
+        if !self.streaming {
+            let mut typ = BUF_TYPE_CAPTURE;
+            xioctl(self.fd, vidioc::VIDIOC_STREAMON, &mut typ)?;
+            self.streaming = true;
+        }
+        Ok(())
+    }
+
+    /// Buffers the driver granted.
+    pub fn buffer_count(&self) -> usize {
+        self.bufs.len()
     }
 
     /// Size in bytes of each mapped buffer.
