@@ -1,0 +1,186 @@
+//! behavd's Miniscope source against the project's look-alike DAQ bound by the real `uvcvideo`
+//! driver in Debian's kernel under QEMU (`tests/vm/`, `docs/miniscope-lookalike.md`): behavd
+//! runs the connect ritual and sets LED, EWL, gain and frame rate; the look-alike's emulated DAQ
+//! must have executed exactly the I2C packets the protocol facts give, in order, and the LEDs-off
+//! packets at shutdown; it skips every 50th frame on purpose and behavd's DAQ counter must
+//! account for every frame (recorded + counted as lost = the counter's span).
+
+mod common;
+#[path = "vm/rig.rs"]
+mod rig;
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use behavd::source::miniscope::catalog::builtin_catalog;
+use behavd::source::miniscope::controls::{ConnectStep, ControlValue, connect_sequence};
+use common::*;
+
+const CONFIG: &str = r#"[session]
+name = "miniscope"
+description = "behavd's Miniscope source against the look-alike DAQ in a VM"
+
+[[source]]
+kind = "miniscope"
+device = "auto"
+device_type = "Miniscope_V4_BNO"
+[source.controls]
+led0 = 50.0
+ewl = 20.0
+gain = "High"
+frameRate = "20FPS"
+
+[recording]
+compression = { codec = "none" }
+compress_threads = 0
+flush_interval_s = 2.0
+"#;
+
+struct Guest {
+    share: rig::Share,
+    run: rig::GuestRun,
+}
+
+fn guest() -> &'static Guest {
+    static GUEST: OnceLock<Guest> = OnceLock::new();
+    GUEST.get_or_init(|| {
+        rig::require_rig();
+        let share = rig::Share::new("vm_miniscope");
+        share.stage_binary(Path::new(env!("CARGO_BIN_EXE_behavd")), "behavd");
+        share.stage_binary(
+            Path::new(env!("CARGO_BIN_EXE_behavd-miniscope-lookalike")),
+            "behavd-miniscope-lookalike",
+        );
+        let script =
+            std::fs::read_to_string(rig::project_root().join("tests/vm/miniscope.sh")).unwrap();
+        share.write("run.sh", &script, true);
+        share.write("miniscope.toml", CONFIG, false);
+        let run = share.boot(240);
+        eprintln!("miniscope guest: {:.1} s wall", run.wall.as_secs_f64());
+        Guest { share, run }
+    })
+}
+
+/// The executed I2C packets in the look-alike's log, as hex strings, in order.
+fn executed_packets(g: &Guest) -> Vec<String> {
+    g.share
+        .read("out/i2c.jsonl")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["kind"] == "i2c")
+        .filter_map(|v| v["packet_hex"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn behavd_records_the_lookalike_and_the_run_ends_cleanly() {
+    let g = guest();
+    let rc: Vec<&str> = g.run.lines_with("SCENARIO miniscope rc=").collect();
+    assert_eq!(
+        rc,
+        ["0"],
+        "behavd's exit in the guest; stderr:\n{}\nconsole:\n{}",
+        std::fs::read_to_string(g.share.path().join("out/miniscope.err")).unwrap_or_default(),
+        g.run.console
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&g.share.read("out/miniscope.json")).expect("summary JSON");
+    let stream = &summary["streams"][0];
+    let captured = stream["stats"]["captured"].as_u64().unwrap();
+    // 15 s at 20 fps under TCG (the look-alike streams 16–28 fps of 30 there): a ratio.
+    assert!(captured >= 100, "{captured} frames captured: {stream}");
+    let file = g.share.path().join("out/miniscope.nwb");
+    let report = check_session(&file, false);
+    assert_eq!(report["pynwb"]["ok"], true, "{:#}", report["pynwb"]);
+}
+
+#[test]
+fn the_connect_ritual_and_the_settings_reach_the_headstage_exactly() {
+    let g = guest();
+    let device = builtin_catalog()
+        .unwrap()
+        .device("Miniscope_V4_BNO")
+        .unwrap()
+        .clone();
+    let values = [
+        ("led0", ControlValue::Slider(50.0)),
+        ("ewl", ControlValue::Slider(20.0)),
+        ("gain", ControlValue::Choice("High".into())),
+        ("frameRate", ControlValue::Choice("20FPS".into())),
+    ];
+    let expected: Vec<String> = connect_sequence(&device, &values)
+        .unwrap()
+        .iter()
+        .filter_map(|s| match s {
+            ConnectStep::Send(p) => Some(p.clone()),
+            _ => None,
+        })
+        .flatten()
+        .map(|p| p.packet.as_bytes().to_vec())
+        .filter(|b| b[0] != 0xFE)
+        .map(|b| hex(&b))
+        .collect();
+    let executed = executed_packets(g);
+    assert!(
+        executed.len() >= expected.len(),
+        "executed {executed:#?}\nexpected {expected:#?}"
+    );
+    assert_eq!(
+        &executed[..expected.len()],
+        &expected[..],
+        "the ritual, in order"
+    );
+    // The worked examples among them (miniscope-daq.md §5.6): LED 50 % and the pot.
+    assert!(expected.contains(&"20 01 7f".to_string()), "{expected:?}");
+    // LEDs off at shutdown: behavd's last packets.
+    let tail = &executed[expected.len()..];
+    assert_eq!(
+        tail,
+        ["20 01 ff", "58 00 72 ff"],
+        "only the LEDs-off pair after the ritual"
+    );
+}
+
+#[test]
+fn every_frame_the_daq_made_is_recorded_or_counted_as_lost() {
+    let g = guest();
+    let file = g.share.path().join("out/miniscope.nwb");
+    let counters = read_dataset_u64(&file, "acquisition/MiniscopeDAQFrameNumber/data");
+    assert!(
+        counters.len() >= 100,
+        "{} frames in the file",
+        counters.len()
+    );
+    assert!(
+        counters.windows(2).all(|w| w[1] > w[0]),
+        "DAQ counters strictly increase"
+    );
+    let lost: u64 = read_dataset_u64(&file, "intervals/FrameGaps/frames_lost")
+        .iter()
+        .sum();
+    let span = counters.last().unwrap() - counters[0] + 1;
+    // Drops are handed on once they outlast the stream backlog (≤ 12 frames late), so the
+    // last few may still be pending when the session ends.
+    let accounted = counters.len() as u64 + lost;
+    assert!(
+        accounted <= span && span - accounted <= 12,
+        "{} recorded + {lost} lost vs a counter span of {span}",
+        counters.len()
+    );
+    // The look-alike skipped every 50th frame: at least that many were lost.
+    let skipped = (counters[0]..=*counters.last().unwrap())
+        .filter(|c| c % 50 == 0)
+        .count() as u64;
+    assert!(
+        lost + 12 >= skipped,
+        "{lost} frames counted lost, {skipped} skipped on purpose in the span"
+    );
+}
