@@ -150,6 +150,20 @@ fn the_connect_ritual_and_the_settings_reach_the_headstage_exactly() {
 }
 
 #[test]
+fn the_sync_output_is_on_while_recording_and_off_at_the_stop() {
+    let g = guest();
+    let switches: Vec<bool> = g
+        .share
+        .read("out/i2c.jsonl")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["kind"] == "recording")
+        .map(|v| v["on"].as_bool().unwrap())
+        .collect();
+    assert_eq!(switches, [true, false], "SATURATION bit 0 on, then off");
+}
+
+#[test]
 fn every_frame_the_daq_made_is_recorded_or_counted_as_lost() {
     let g = guest();
     let file = g.share.path().join("out/miniscope.nwb");

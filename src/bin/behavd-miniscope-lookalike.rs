@@ -124,6 +124,9 @@ fn log_entries(log: &mut Log, entries: Vec<LogEntry>) -> anyhow::Result<()> {
             LogEntry::Event(DaqEvent::LostWrite { selector, value }) => {
                 json!({"kind": "lost_write", "selector": format!("{selector:?}"), "value": value})
             }
+            LogEntry::Recording { on, frame } => {
+                json!({"kind": "recording", "on": on, "frame": frame})
+            }
         };
         log.line(v)?;
     }

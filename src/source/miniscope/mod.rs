@@ -46,7 +46,9 @@ pub use daq::{DaqConfig, DaqEmulator, DaqEvent, I2cWrite};
 pub use frame_reads::{Readback, ReadbackPlan};
 pub use packet::{CoalesceKey, ControlWords, I2cPacket, KeyedPacket, PacketError};
 pub use readback::{FrameCounter, ImuFilter, TriggerInput};
-pub use scope::{ScopeAction, ScopeControl, ScopeError, ScopeSettings, ScopeStats};
+pub use scope::{
+    ScopeAction, ScopeCommand, ScopeControl, ScopeError, ScopeHandle, ScopeSettings, ScopeStats,
+};
 pub use send_command::SendCommand;
 pub use uvc::{CtSelector, PuSelector, UvcControl, UvcError};
 pub use v4l2_uvc::V4l2Uvc;

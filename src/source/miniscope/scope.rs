@@ -82,6 +82,38 @@ pub struct ScopeSettings {
     pub expected_fps: Option<f64>,
 }
 
+/// A change asked of a running scope from another thread (the daemon's control plane).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScopeCommand {
+    /// Set a control (catalog name and value).
+    SetControl(String, ControlValue),
+    /// Switch the per-frame sync output.
+    SetRecording(bool),
+}
+
+/// A cloneable handle through which other threads change a running scope's settings; the
+/// capture thread applies them at its next [`ScopeControl::step`].
+#[derive(Debug, Clone)]
+pub struct ScopeHandle {
+    tx: crossbeam_channel::Sender<ScopeCommand>,
+}
+
+impl ScopeHandle {
+    /// Asks for a control change (e.g. `("led0", ControlValue::Slider(20.0))`). Returns false
+    /// if the scope is gone. An invalid name or value is refused by the capture thread with a
+    /// warning naming it (`ScopeStats::commands_refused`).
+    pub fn set_control(&self, name: &str, value: ControlValue) -> bool {
+        self.tx
+            .send(ScopeCommand::SetControl(name.to_owned(), value))
+            .is_ok()
+    }
+
+    /// Switches the sync output.
+    pub fn set_recording(&self, on: bool) -> bool {
+        self.tx.send(ScopeCommand::SetRecording(on)).is_ok()
+    }
+}
+
 /// Counters of the control plane.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ScopeStats {
@@ -89,6 +121,8 @@ pub struct ScopeStats {
     pub connects: u64,
     /// Rituals started because a headstage reboot was suspected.
     pub reboots_detected: u64,
+    /// Control changes from a handle that the catalog refused.
+    pub commands_refused: u64,
 }
 
 /// The control plane of one scope.
@@ -111,6 +145,8 @@ pub struct ScopeControl {
     /// (host ns, unwrapped counter) of the last RATE_WINDOW_FRAMES frames.
     rate_window: VecDeque<(u64, u64)>,
     stats: ScopeStats,
+    commands: crossbeam_channel::Receiver<ScopeCommand>,
+    handle: ScopeHandle,
 }
 
 impl ScopeControl {
@@ -123,7 +159,10 @@ impl ScopeControl {
             .map(|(n, v)| (n.as_str(), v.clone()))
             .collect();
         connect_sequence(&settings.device, &values)?;
+        let (tx, commands) = crossbeam_channel::unbounded();
         Ok(Self {
+            commands,
+            handle: ScopeHandle { tx },
             device: settings.device,
             values: settings.values,
             writer: ControlWriter::new(settings.writer)?,
@@ -183,12 +222,33 @@ impl ScopeControl {
         self.waiting_until = None;
     }
 
+    /// A handle for changing this scope's settings from another thread.
+    pub fn handle(&self) -> ScopeHandle {
+        self.handle.clone()
+    }
+
+    /// Applies what handles asked for since the last step.
+    fn take_commands(&mut self) {
+        while let Ok(cmd) = self.commands.try_recv() {
+            match cmd {
+                ScopeCommand::SetControl(name, value) => {
+                    if let Err(e) = self.set_control(&name, value) {
+                        self.stats.commands_refused += 1;
+                        tracing::warn!(device = %self.device.device_type, control = %name, error = %e, "control change refused");
+                    }
+                }
+                ScopeCommand::SetRecording(on) => self.set_recording(on),
+            }
+        }
+    }
+
     /// Advances the ritual and the writer at `now_ns`; says what to do next.
     pub fn step(
         &mut self,
         now_ns: u64,
         uvc: &mut impl UvcControl,
     ) -> Result<ScopeAction, ScopeError> {
+        self.take_commands();
         loop {
             if let Some(until) = self.waiting_until {
                 if now_ns < until {

@@ -299,18 +299,10 @@ impl MiniscopeSource {
         }
     }
 
-    /// Live change of a control (from the control plane of the daemon).
-    pub fn set_control(
-        &mut self,
-        name: &str,
-        value: super::ControlValue,
-    ) -> Result<(), super::ScopeError> {
-        self.control.set_control(name, value)
-    }
-
-    /// Switches the DAQ's per-frame sync output (on at record start, off at stop).
-    pub fn set_recording(&mut self, recording: bool) {
-        self.control.set_recording(recording);
+    /// A handle for changing LED, EWL, gain, frame rate … while the source runs on its
+    /// capture thread.
+    pub fn handle(&self) -> super::ScopeHandle {
+        self.control.handle()
     }
 }
 
@@ -321,6 +313,10 @@ impl Source for MiniscopeSource {
 
     fn next_frame(&mut self, pixels: &mut [u8]) -> Result<CaptureStamp, SourceError> {
         check_frame_buffer(&self.info, pixels)?;
+        if self.last_frame_ns.is_none() && !self.control.is_recording() {
+            // The recording starts with the first frame asked for: sync output on.
+            self.control.set_recording(true);
+        }
         self.service_controls()?;
         let label = self.label();
         let Some(stream) = self.stream.as_mut() else {
@@ -371,6 +367,7 @@ impl Source for MiniscopeSource {
     }
 
     fn shutdown(&mut self) {
+        self.control.set_recording(false);
         if self.stream.is_none() || self.control.leds_off().is_err() {
             return;
         }

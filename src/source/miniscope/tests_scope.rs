@@ -140,6 +140,28 @@ fn the_ritual_reaches_the_daq_in_order_and_live_changes_coalesce() {
     assert_eq!(d.ctl.stats().connects, 1);
 }
 
+/// Changes through a handle from another thread land like direct ones; a bad one is refused
+/// and counted, and the scope carries on.
+#[test]
+fn a_handle_changes_settings_from_another_thread() {
+    let mut d = Drive::new(Vec::new(), None);
+    d.connect();
+    d.daq.take_writes();
+    let handle = d.ctl.handle();
+    std::thread::spawn(move || {
+        assert!(handle.set_control("led0", ControlValue::Slider(20.0)));
+        assert!(handle.set_control("led9", ControlValue::Slider(20.0)));
+        assert!(handle.set_recording(true));
+    })
+    .join()
+    .unwrap();
+    d.run_for(4 * PERIOD_NS);
+    let expected = super::test_rig::packets(&v4_bno(), "led0", ControlValue::Slider(20.0));
+    assert_eq!(writes_as_packets(&d.daq.take_writes()), bytes_of(&expected));
+    assert_eq!(d.ctl.stats().commands_refused, 1);
+    assert!(d.daq.recording());
+}
+
 #[test]
 fn frames_the_host_lost_show_as_counter_gaps() {
     let mut d = Drive::new(Vec::new(), None);

@@ -232,6 +232,13 @@ pub enum LogEntry {
     I2c(I2cWrite),
     /// A DAQ command, a bad slot or a lost write.
     Event(DaqEvent),
+    /// The host switched the per-frame sync output (SATURATION bit 0: recording).
+    Recording {
+        /// On or off.
+        on: bool,
+        /// DAQ frame counter when it was seen.
+        frame: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -264,6 +271,7 @@ pub struct Lookalike {
     early_unlinks: HashSet<u32>,
     request_error: u8,
     events_seen: usize,
+    recording_seen: bool,
     log: Vec<LogEntry>,
     stats: Stats,
 }
@@ -288,6 +296,7 @@ impl Lookalike {
             early_unlinks: HashSet::new(),
             request_error: 0,
             events_seen: 0,
+            recording_seen: false,
             log: Vec::new(),
             stats: Stats::default(),
         }
@@ -405,6 +414,13 @@ impl Lookalike {
             self.log.push(LogEntry::Event(*e));
         }
         self.events_seen = events.len();
+        if self.daq.recording() != self.recording_seen {
+            self.recording_seen = self.daq.recording();
+            self.log.push(LogEntry::Recording {
+                on: self.recording_seen,
+                frame: self.daq.frame_counter(),
+            });
+        }
     }
 
     fn pump(&mut self, out: &mut Vec<Reply>) {
