@@ -1,17 +1,21 @@
-//! `behavd devices`: the serial ports a stimulator can be on, and the V4L2 cameras.
+//! `behavd devices`: the serial ports a stimulator can be on, the V4L2 cameras, and the
+//! Miniscope DAQs among them (with their firmware ABI).
 
 use std::process::ExitCode;
 
+use behavd::source::miniscope::identify::{DaqInfo, list_daqs};
 use behavd::source::v4l2::list::{CameraInfo, list_cameras};
 use behavd::stim::ports::list_ports;
 
-/// Lists serial ports with their USB identity and V4L2 cameras with their formats (or JSON:
-/// `{"serial_ports": [...], "cameras": [...]}`).
+/// Lists serial ports with their USB identity, V4L2 cameras with their formats and Miniscope
+/// DAQs with their firmware ABI (or JSON: `{"serial_ports": [...], "cameras": [...],
+/// "miniscope_daqs": [...]}`).
 pub fn devices(json: bool) -> anyhow::Result<ExitCode> {
     let ports = list_ports();
     let cameras = list_cameras();
+    let daqs = list_daqs();
     if json {
-        let all = serde_json::json!({ "serial_ports": ports, "cameras": cameras });
+        let all = serde_json::json!({ "serial_ports": ports, "cameras": cameras, "miniscope_daqs": daqs });
         println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -43,7 +47,22 @@ pub fn devices(json: bool) -> anyhow::Result<ExitCode> {
         }
     }
     print_cameras(&cameras);
+    print_daqs(&daqs);
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_daqs(daqs: &[DaqInfo]) {
+    for d in daqs {
+        let abi = match (d.firmware_abi, &d.error) {
+            (Some(abi), _) => format!("firmware ABI {abi}"),
+            (None, Some(e)) => format!("firmware ABI unknown ({e})"),
+            (None, None) => "firmware ABI unknown".into(),
+        };
+        println!(
+            "{:<16} Miniscope DAQ USB {} ({}), {abi}; config: kind = \"miniscope\", device = \"{}\"",
+            d.path, d.usb_id, d.link, d.path
+        );
+    }
 }
 
 fn print_cameras(cameras: &[CameraInfo]) {

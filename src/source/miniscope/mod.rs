@@ -18,6 +18,7 @@ pub mod catalog;
 pub mod controls;
 pub mod daq;
 pub mod frame_reads;
+pub mod identify;
 pub mod packet;
 pub mod readback;
 pub mod scope;
