@@ -281,44 +281,74 @@ fn every_buffer_vivid_drops_is_counted_as_a_device_gap() {
 }
 
 #[test]
-fn a_device_removed_and_readded_mid_session_is_reopened_and_the_gap_recorded() {
+fn a_stalled_stream_and_a_removed_device_are_reopened_and_both_outages_recorded() {
     let g = guest();
     let console: Vec<&str> = g.run.lines_with("REPLUG ").collect();
-    assert!(
-        console.contains(&"unbound") && console.contains(&"reloaded"),
-        "{}",
-        g.run.console
-    );
+    for step in ["stalled", "flowing", "unbound", "reloaded"] {
+        assert!(console.contains(&step), "{step}: {}", g.run.console);
+    }
     let (file, summary) = g.session("replug");
+    let log = g.share.read("out/replug.err");
+    assert!(log.contains("stream stalled"), "stall reported:\n{log}");
+    assert!(log.contains("No such device"), "removal reported:\n{log}");
     let s = check_stream(&file);
     assert!(
         summary["streams"][0]["stats"]["reconnects"]
             .as_u64()
             .unwrap()
-            >= 1
+            >= 2
     );
-    let outage: Vec<&serde_json::Value> = s
+    let outages: Vec<&serde_json::Value> = s
         .gaps
         .iter()
         .filter(|g| g["cause_name"] == "disconnected")
         .collect();
-    assert_eq!(outage.len(), 1, "one outage: {:#?}", s.gaps);
-    let lost = outage[0]["frames_lost"].as_u64().unwrap();
-    let seconds =
-        outage[0]["stop_time"].as_f64().unwrap() - outage[0]["start_time"].as_f64().unwrap();
-    eprintln!(
-        "replug: outage of {seconds:.2} s, {lost} frames lost, {} stored",
-        s.counters.len()
-    );
+    assert_eq!(outages.len(), 2, "a stall and a removal: {:#?}", s.gaps);
+    for outage in &outages {
+        let lost = outage["frames_lost"].as_u64().unwrap();
+        let seconds =
+            outage["stop_time"].as_f64().unwrap() - outage["start_time"].as_f64().unwrap();
+        eprintln!("replug: outage of {seconds:.2} s, {lost} frames lost");
+        assert!(seconds >= 1.0, "away for over a second: {seconds} s");
+        assert!(
+            (lost as f64 - seconds * 30.0).abs() <= 3.0,
+            "{lost} frames in {seconds} s"
+        );
+    }
+    let last = outages[1]["first_lost_counter"].as_u64().unwrap()
+        + outages[1]["frames_lost"].as_u64().unwrap();
+    let after = s.counters.iter().filter(|&&c| c >= last).count();
+    assert!(after >= 60, "frames flow again after the removal: {after}");
+}
+
+#[test]
+fn devices_lists_the_vivid_camera_with_its_formats() {
+    let g = guest();
+    let text = g.share.read("out/devices.json");
+    let json: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let cams = json["cameras"].as_array().expect("cameras");
+    assert_eq!(cams.len(), 1, "{json:#}");
+    let cam = &cams[0];
+    assert_eq!(cam["path"], "/dev/video0");
+    assert_eq!(cam["driver"], "vivid");
+    assert_eq!(cam["card"], "vivid");
+    assert_eq!(cam["bus"], "platform:vivid-000");
+    let yuyv = cam["formats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["fourcc"] == "YUYV")
+        .expect("YUYV offered");
+    let size = yuyv["sizes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["size"] == "640x360")
+        .expect("640x360 offered");
     assert!(
-        seconds >= 1.0,
-        "the device was away for over a second: {seconds} s"
+        size["fps"].as_array().unwrap().iter().any(|f| f == 30.0),
+        "{size}"
     );
-    assert!(
-        (lost as f64 - seconds * 30.0).abs() <= 3.0,
-        "{lost} frames in {seconds} s"
-    );
-    let resumed = outage[0]["first_lost_counter"].as_u64().unwrap() + lost;
-    let after = s.counters.iter().filter(|&&c| c >= resumed).count();
-    assert!(after >= 60, "frames flow again after the outage: {after}");
+    assert!(json["serial_ports"].is_array());
 }

@@ -42,7 +42,7 @@ pub struct V4l2Config {
     #[serde(default)]
     pub bytesperline: Option<u32>,
     /// The stream counts as stalled (and is reopened) when no frame came for this many frame
-    /// periods (never less than 0.5 s). Default 30.
+    /// periods (never less than 0.5 s, nor 3 s for the first frame after opening). Default 30.
     #[serde(default = "default_stall_periods")]
     pub stall_periods: u32,
     /// Camera controls set after opening, by their V4L2 name as `v4l2-ctl -l` prints it

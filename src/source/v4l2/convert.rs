@@ -142,3 +142,18 @@ mod tests {
         assert!(red[0] >= 250 && red[1] <= 5 && red[2] <= 5, "{red:?}");
     }
 }
+
+#[cfg(test)]
+mod alloc_tests {
+    #[test]
+    fn conversions_do_not_allocate() {
+        let src = vec![7u8; 2 * 64 * 8 + 64];
+        let mut gray = vec![0u8; 64 * 8];
+        let mut rgb = vec![0u8; 3 * 64 * 8];
+        let before = crate::test_alloc::allocations();
+        super::copy_rows(&src, 72, 64, 8, &mut gray);
+        super::yuyv_to_gray(&src, 136, 64, 8, &mut gray);
+        super::yuyv_to_rgb(&src, 136, 64, 8, &mut rgb);
+        assert_eq!(crate::test_alloc::allocations() - before, 0);
+    }
+}

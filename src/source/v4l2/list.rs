@@ -149,18 +149,3 @@ fn rates(dev: &v4l::Device, fourcc: v4l::FourCC, w: u32, h: u32) -> Vec<f64> {
         })
         .collect()
 }
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn listing_without_cameras_is_empty_not_an_error() {
-        // The host running the unit tests has no V4L2 (the VM tests cover real devices); every
-        // node listed must at least carry a path and a driver.
-        for cam in super::list_cameras() {
-            assert!(
-                cam.path.starts_with("/dev/video") && !cam.driver.is_empty(),
-                "{cam:?}"
-            );
-        }
-    }
-}

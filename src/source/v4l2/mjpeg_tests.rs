@@ -114,3 +114,21 @@ fn the_decoder_thread_hands_frames_back_in_order_one_behind() {
     dec.discard();
     assert_eq!(dec.in_flight(), 0);
 }
+
+#[test]
+fn handing_frames_to_the_decoder_and_taking_them_back_does_not_allocate() {
+    let (gray, _) = picture();
+    let jpeg = encode(&gray, ColorType::Luma);
+    let mut dec = MjpegDecoder::start("alloc", 64, 48, PixelFormat::Gray8, 64 * 1024).unwrap();
+    let mut out = vec![0u8; 64 * 48];
+    assert!(dec.submit(&jpeg, CaptureStamp::default()));
+    // Warm up the channels once, then count the capture thread's allocations.
+    assert!(dec.submit(&jpeg, CaptureStamp::default()));
+    dec.receive(&mut out).unwrap();
+    let before = crate::test_alloc::allocations();
+    for _ in 0..20 {
+        assert!(dec.submit(&jpeg, CaptureStamp::default()));
+        dec.receive(&mut out).unwrap();
+    }
+    assert_eq!(crate::test_alloc::allocations() - before, 0);
+}

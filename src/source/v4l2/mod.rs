@@ -42,7 +42,12 @@ struct Open {
     _device: v4l::Device,
     label: String,
     stride: usize,
+    /// Whether a frame came since opening (the first may take longer: exposure, USB setup).
+    got_frame: bool,
 }
+
+/// The least time a freshly opened device gets for its first frame before it counts as stalled.
+const FIRST_FRAME_MS: u64 = 3000;
 
 /// A camera behind a V4L2 capture node.
 pub struct V4l2Source {
@@ -136,6 +141,7 @@ fn open(config: &V4l2Config) -> Result<(Open, Option<f64>, String), V4l2Error> {
         _device: device,
         label,
         stride,
+        got_frame: false,
     };
     Ok((open, fps, description))
 }
@@ -218,7 +224,11 @@ impl Source for V4l2Source {
     fn next_frame(&mut self, pixels: &mut [u8]) -> Result<CaptureStamp, SourceError> {
         check_frame_buffer(&self.info, pixels)?;
         let row = self.config.width as usize * self.config.format.bytes_per_pixel() as usize;
-        let mut deadline = monotonic_ns() + self.stall_ms * 1_000_000;
+        let limit_ms = match &self.open {
+            Some(o) if !o.got_frame => self.stall_ms.max(FIRST_FRAME_MS),
+            _ => self.stall_ms,
+        };
+        let mut deadline = monotonic_ns() + limit_ms * 1_000_000;
         loop {
             let Some(open) = self.open.as_mut() else {
                 return Err(self.lost("the device is not open".into()));
@@ -226,8 +236,8 @@ impl Source for V4l2Source {
             let now = monotonic_ns();
             if now >= deadline {
                 let reason = format!(
-                    "{}: no frame for {} ms ({} frame periods): stream stalled",
-                    open.label, self.stall_ms, self.config.stall_periods
+                    "{}: no frame for {limit_ms} ms (stall_periods = {}): stream stalled",
+                    open.label, self.config.stall_periods
                 );
                 return Err(self.lost(reason));
             }
@@ -239,7 +249,10 @@ impl Source for V4l2Source {
             }
             let wait_ms = ((deadline - now) / 1_000_000).max(1) as i32;
             let d = match open.stream.wait(wait_ms) {
-                Ok(Wait::Frame(d)) => d,
+                Ok(Wait::Frame(d)) => {
+                    open.got_frame = true;
+                    d
+                }
                 Ok(Wait::TimedOut) => continue,
                 Err(e) => {
                     let reason = format!("{}: waiting for a frame: {e}", open.label);
@@ -293,7 +306,7 @@ impl Source for V4l2Source {
                 Ok(stamp) => return Ok(stamp),
                 Err(e) => {
                     tracing::warn!(stream = %self.info.name, error = %e, "MJPEG frame lost");
-                    deadline = monotonic_ns() + self.stall_ms * 1_000_000;
+                    deadline = monotonic_ns() + limit_ms * 1_000_000;
                 }
             }
         }
