@@ -13,11 +13,14 @@ i=0
 while [ ! -e /dev/video0 ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
 [ -e /dev/video0 ] || { echo "MINISCOPE no /dev/video0"; cat "$O/lookalike.err"; exit 3; }
 echo "MINISCOPE attached"
+# What behavd devices says of it (the ABI query is valid only before streaming).
+/mnt/bin/behavd devices --json > "$O/devices.json" 2> "$O/devices.err"
 mkdir -p /tmp/ms
 /mnt/bin/behavd run --config /mnt/miniscope.toml --duration 15 --json --output /tmp/ms \
   > "$O/miniscope.json" 2> "$O/miniscope.err"
 echo "SCENARIO miniscope rc=$?"
-cp /tmp/ms/*.nwb "$O/miniscope.nwb" 2>/dev/null
+# dd with 1 MiB blocks: busybox cp is 3-4x slower over 9p.
+for f in /tmp/ms/*.nwb; do dd if="$f" of="$O/miniscope.nwb" bs=1M 2>/dev/null; done
 kill $la
 wait $la
 echo "MINISCOPE lookalike exit=$?"
