@@ -152,8 +152,8 @@ fn the_connect_ritual_and_the_settings_reach_the_headstage_exactly() {
 #[test]
 fn behavd_devices_identifies_the_daq_and_its_firmware_abi() {
     let g = guest();
-    let devices: serde_json::Value = serde_json::from_str(&g.share.read("out/devices.json"))
-        .expect("behavd devices --json");
+    let devices: serde_json::Value =
+        serde_json::from_str(&g.share.read("out/devices.json")).expect("behavd devices --json");
     let daqs = devices["miniscope_daqs"].as_array().expect("a DAQ list");
     assert_eq!(daqs.len(), 1, "{devices:#}");
     assert_eq!(daqs[0]["usb_id"], "04b4:00f9");

@@ -18,6 +18,8 @@ pub struct StreamPaths {
     pub series: String,
     /// The device frame counter `TimeSeries`.
     pub counter: String,
+    /// The host dequeue time `TimeSeries`.
+    pub host_time: String,
     /// Head orientation `TimeSeries` (Miniscopes only).
     pub head_orientation: Option<String>,
     /// Ground-truth behavior and keypoint `TimeSeries` (synthetic cameras only).
@@ -32,12 +34,14 @@ impl StreamPaths {
             StreamKind::Miniscope => Self {
                 series: format!("/acquisition/{name}"),
                 counter: format!("/acquisition/{name}DAQFrameNumber"),
+                host_time: format!("/acquisition/{name}HostTime"),
                 head_orientation: Some(format!("/acquisition/{name}HeadOrientation")),
                 ground_truth: None,
             },
             StreamKind::BehaviorCamera => Self {
                 series: format!("/acquisition/{name}"),
                 counter: format!("/acquisition/{name}FrameNumber"),
+                host_time: format!("/acquisition/{name}HostTime"),
                 head_orientation: None,
                 ground_truth: stream.ground_truth.then(|| {
                     (

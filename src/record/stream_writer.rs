@@ -22,6 +22,7 @@ pub struct StreamWriter {
     transposed: Vec<u8>,
     timestamps: Column<f64>,
     counter: Column<u32>,
+    host_time: Column<f64>,
     head_orientation: Option<Column<f32>>,
     truth_behavior: Option<Column<u8>>,
     truth_keypoints: Option<Column<f32>>,
@@ -92,6 +93,17 @@ impl StreamWriter {
         )?;
         let counter = h5::extensible::<u32>(&counter_ds, "data", &[], 4096, None)?;
         h5::data_attrs(&counter, "n.a.")?;
+        let host_ds = linked_series(
+            file,
+            &paths.host_time,
+            &format!(
+                "When behavd dequeued each stored frame of {} (host CLOCK_MONOTONIC, session                  seconds); the series' timestamps are the device's (driver/kernel) times, so                  data − timestamps is the delivery latency.",
+                info.name
+            ),
+            &ts_path,
+        )?;
+        let host_time = h5::extensible::<f64>(&host_ds, "data", &[], 4096, None)?;
+        h5::data_attrs(&host_time, "seconds")?;
 
         let head_orientation = match &paths.head_orientation {
             Some(path) => {
@@ -156,6 +168,7 @@ impl StreamWriter {
             },
             timestamps: Column::new(timestamps, &[], expected_rows),
             counter: Column::new(counter, &[], expected_rows),
+            host_time: Column::new(host_time, &[], expected_rows),
             head_orientation,
             truth_behavior,
             truth_keypoints,
@@ -248,6 +261,8 @@ impl StreamWriter {
         self.timestamps
             .push_one(clock.seconds(meta.stamp.device_time_ns));
         self.counter.push_one(meta.device_counter as u32);
+        self.host_time
+            .push_one(clock.seconds(meta.stamp.host_time_ns));
         if let Some(column) = &mut self.head_orientation {
             column.push(&meta.stamp.head_orientation.unwrap_or([f32::NAN; 4]));
         }
@@ -268,6 +283,7 @@ impl StreamWriter {
     /// Writes buffered metadata rows (data first, then timestamps, as SWMR readers expect).
     pub fn write_pending(&mut self) -> H5Result<()> {
         self.counter.write_pending()?;
+        self.host_time.write_pending()?;
         if let Some(c) = &mut self.head_orientation {
             c.write_pending()?;
         }
