@@ -161,6 +161,43 @@ fn behavd_devices_identifies_the_daq_and_its_firmware_abi() {
     assert_eq!(daqs[0]["firmware_abi"], 2, "{devices:#}");
 }
 
+/// The look-alike's BNO turns the head 1° about the vertical axis per DAQ frame; behavd reads
+/// the quaternion after every frame (atomically through CT pan/tilt on this ABI-2 firmware)
+/// and stores it with the frame.
+#[test]
+fn head_orientation_is_read_back_every_frame() {
+    let g = guest();
+    let file = g.share.path().join("out/miniscope.nwb");
+    let q = read_dataset_f64(&file, "acquisition/MiniscopeHeadOrientation/data");
+    let rows: Vec<&[f64]> = q.chunks(4).collect();
+    let good: Vec<&[f64]> = rows.iter().copied().filter(|r| r[0].is_finite()).collect();
+    assert!(
+        good.len() * 10 >= rows.len() * 9,
+        "{} of {} quaternions valid",
+        good.len(),
+        rows.len()
+    );
+    for r in &good {
+        let norm = r.iter().map(|x| x * x).sum::<f64>().sqrt();
+        assert!(
+            (norm - 1.0).abs() < 0.05 && r[1] == 0.0 && r[2] == 0.0,
+            "{r:?}"
+        );
+    }
+    // Unwrapped rotation angle over the session ≈ the DAQ frames that passed (1° each).
+    let angle = |r: &[f64]| 2.0 * r[3].atan2(r[0]).to_degrees();
+    let mut turned = 0.0;
+    for w in good.windows(2) {
+        turned += (angle(w[1]) - angle(w[0]) + 540.0).rem_euclid(360.0) - 180.0;
+    }
+    let counters = read_dataset_u64(&file, "acquisition/MiniscopeDAQFrameNumber/data");
+    let frames = (counters.last().unwrap() - counters[0]) as f64;
+    assert!(
+        (turned - frames).abs() <= 0.1 * frames + 15.0,
+        "head turned {turned:.0}° over {frames} DAQ frames"
+    );
+}
+
 #[test]
 fn the_sync_output_is_on_while_recording_and_off_at_the_stop() {
     let g = guest();

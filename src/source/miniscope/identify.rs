@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use super::frame_reads::{read_abi_answer, start_abi_query};
 use super::source::usb_id;
-use super::uvc::{DAQ_PRODUCT_ID_HIGHSPEED, DAQ_PRODUCT_ID_SUPERSPEED, DAQ_VENDOR_ID};
+use super::uvc::{
+    DAQ_PRODUCT_ID_HIGHSPEED, DAQ_PRODUCT_ID_SUPERSPEED, DAQ_VENDOR_ID, UvcControl, UvcError,
+};
 use super::v4l2_uvc::V4l2Uvc;
 
 /// One DAQ found.
@@ -59,12 +61,18 @@ pub fn list_daqs() -> Vec<DaqInfo> {
 
 fn query_abi(node: &Path) -> Result<u16, String> {
     let mut uvc = V4l2Uvc::open(node).map_err(|e| e.to_string())?;
-    start_abi_query(&mut uvc).map_err(|e| e.to_string())?;
+    firmware_abi(&mut uvc).map_err(|e| e.to_string())
+}
+
+/// Asks the DAQ's firmware ABI: 2 if it answers the query, else 1. Only valid while the DAQ
+/// is not streaming; it clears the sync output (SATURATION is written).
+pub fn firmware_abi(uvc: &mut impl UvcControl) -> Result<u16, UvcError> {
+    start_abi_query(uvc)?;
     // The answer is readable once the write has settled (≥ 100 µs); older firmware never
     // answers, so a few polls decide.
     for _ in 0..5 {
         std::thread::sleep(Duration::from_millis(2));
-        if let Some(abi) = read_abi_answer(&mut uvc).map_err(|e| e.to_string())? {
+        if let Some(abi) = read_abi_answer(uvc)? {
             return Ok(abi);
         }
     }

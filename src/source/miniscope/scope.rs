@@ -222,6 +222,12 @@ impl ScopeControl {
         self.waiting_until = None;
     }
 
+    /// Replaces what is read back after each frame (e.g. the ABI-2 read-backs once the
+    /// firmware's ABI is known); the read-back state starts over.
+    pub fn set_readback_plan(&mut self, plan: ReadbackPlan) {
+        self.readback = Readback::new(plan);
+    }
+
     /// A handle for changing this scope's settings from another thread.
     pub fn handle(&self) -> ScopeHandle {
         self.handle.clone()

@@ -230,6 +230,15 @@ impl MiniscopeSource {
         self.node = Some(node.clone());
         let label = self.label();
         let mut uvc = V4l2Uvc::open(&node).map_err(|e| lost(&label, e))?;
+        // ABI-2 firmware answers the counter on CT exposure (not cached by uvcvideo) and the
+        // quaternion atomically on CT pan/tilt; older firmware only through PU reads.
+        let was_recording = self.control.is_recording();
+        let abi = super::identify::firmware_abi(&mut uvc).map_err(|e| lost(&label, e))?;
+        self.control.set_readback_plan(self.readback_plan(abi));
+        if was_recording {
+            self.control.set_recording(true);
+        }
+        tracing::info!(device = %label, firmware_abi = abi, "Miniscope DAQ found");
         self.control
             .begin_connect(false)
             .map_err(|e| fatal(&label, e))?;
@@ -270,6 +279,30 @@ impl MiniscopeSource {
         self.uvc = Some(uvc);
         tracing::info!(device = %label, device_type = %self.device.device_type, "Miniscope DAQ streaming; connect ritual continues with the frames");
         Ok(())
+    }
+
+    /// What to read back after each frame, given the firmware ABI.
+    fn readback_plan(&self, abi: u16) -> ReadbackPlan {
+        let imu = self.config.imu && self.device.head_orientation;
+        let abi2 = abi >= 2;
+        ReadbackPlan {
+            counter: Some(if abi2 {
+                CounterSource::CtExposure
+            } else {
+                CounterSource::Contrast
+            }),
+            imu: imu.then_some(if abi2 {
+                ImuSource::PanTilt
+            } else {
+                ImuSource::FourReads
+            }),
+            trigger: match self.config.trigger {
+                TriggerSetting::Off => None,
+                TriggerSetting::ActiveHigh => Some(TriggerPolarity::ActiveHigh),
+                TriggerSetting::ActiveLow => Some(TriggerPolarity::ActiveLow),
+            },
+            norm_error_limit: DEFAULT_NORM_ERROR_LIMIT,
+        }
     }
 
     /// Gives the control plane its turn: every write that is due, for at most

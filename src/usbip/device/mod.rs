@@ -389,6 +389,10 @@ impl Lookalike {
 
     fn sensor_frame(&mut self, at_ns: u64) {
         self.daq.set_time_ns(at_ns);
+        // The head turns 1° about the vertical axis per frame: the BNO registers hold the
+        // unit quaternion (w, 0, 0, z) in 1/16384 units, read by the DAQ at end of frame.
+        let half = (self.daq.frame_counter() as f64 + 1.0).to_radians() / 2.0;
+        self.daq.set_bno_quaternion(head_quaternion(half));
         self.daq.end_of_frame();
         self.stats.sensor_frames += 1;
         self.collect_log();
@@ -566,3 +570,15 @@ fn stall(seqnum: u32) -> Reply {
 }
 
 mod requests;
+
+/// The BNO register words of a rotation about the vertical axis with half-angle `half`
+/// (radians): `[w, x, y, z]` in 1/16384 units.
+pub fn head_quaternion(half: f64) -> [i16; 4] {
+    let unit = 16384.0;
+    [
+        (half.cos() * unit).round() as i16,
+        0,
+        0,
+        (half.sin() * unit).round() as i16,
+    ]
+}
