@@ -365,6 +365,10 @@ impl Source for MiniscopeSource {
         };
         let uvc = self.uvc.as_mut().expect("open while streaming");
         let r = self.control.after_frame(stamp.host_time_ns, uvc);
+        if let Some(edge) = r.trigger_edge {
+            // An event, not per-frame logging: the external trigger changed state.
+            tracing::info!(device = %label, ?edge, at_s = stamp.host_time_ns as f64 / 1e9, "Miniscope trigger input");
+        }
         let net = self.control.readback().counter().net_dropped();
         if self.reconnected || self.last_frame_ns.is_none() {
             self.counter = match (self.last_frame_ns, r.counter) {
