@@ -3,7 +3,9 @@
 //! runs the connect ritual and sets LED, EWL, gain and frame rate; the look-alike's emulated DAQ
 //! must have executed exactly the I2C packets the protocol facts give, in order, and the LEDs-off
 //! packets at shutdown; it skips every 50th frame on purpose and behavd's DAQ counter must
-//! account for every frame (recorded + counted as lost = the counter's span).
+//! account for every frame (recorded + counted as lost = the counter's span). Mid-session the
+//! look-alike goes away and a new one is attached: behavd reconnects by itself, runs the ritual
+//! again on the new device and records the outage.
 
 mod common;
 #[path = "vm/rig.rs"]
@@ -61,10 +63,10 @@ fn guest() -> &'static Guest {
     })
 }
 
-/// The executed I2C packets in the look-alike's log, as hex strings, in order.
-fn executed_packets(g: &Guest) -> Vec<String> {
+/// The executed I2C packets in a look-alike's log, as hex strings, in order.
+fn executed_packets(g: &Guest, log: &str) -> Vec<String> {
     g.share
-        .read("out/i2c.jsonl")
+        .read(log)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["kind"] == "i2c")
@@ -102,9 +104,8 @@ fn behavd_records_the_lookalike_and_the_run_ends_cleanly() {
     assert_eq!(report["pynwb"]["ok"], true, "{:#}", report["pynwb"]);
 }
 
-#[test]
-fn the_connect_ritual_and_the_settings_reach_the_headstage_exactly() {
-    let g = guest();
+/// The ritual with the configured values, as the packets the headstage should receive.
+fn ritual() -> Vec<String> {
     let device = builtin_catalog()
         .unwrap()
         .device("Miniscope_V4_BNO")
@@ -116,7 +117,7 @@ fn the_connect_ritual_and_the_settings_reach_the_headstage_exactly() {
         ("gain", ControlValue::Choice("High".into())),
         ("frameRate", ControlValue::Choice("20FPS".into())),
     ];
-    let expected: Vec<String> = connect_sequence(&device, &values)
+    connect_sequence(&device, &values)
         .unwrap()
         .iter()
         .filter_map(|s| match s {
@@ -127,8 +128,21 @@ fn the_connect_ritual_and_the_settings_reach_the_headstage_exactly() {
         .map(|p| p.packet.as_bytes().to_vec())
         .filter(|b| b[0] != 0xFE)
         .map(|b| hex(&b))
-        .collect();
-    let executed = executed_packets(g);
+        .collect()
+}
+
+#[test]
+fn the_connect_ritual_and_the_settings_reach_the_headstage_exactly() {
+    let g = guest();
+    let expected = ritual();
+    // The first device: the ritual, nothing else (it vanished mid-session).
+    assert_eq!(
+        executed_packets(g, "out/i2c.jsonl"),
+        expected,
+        "first device"
+    );
+    // The device that came back: the whole ritual again, then the LEDs off at shutdown.
+    let executed = executed_packets(g, "out/i2c2.jsonl");
     assert!(
         executed.len() >= expected.len(),
         "executed {executed:#?}\nexpected {expected:#?}"
@@ -140,7 +154,7 @@ fn the_connect_ritual_and_the_settings_reach_the_headstage_exactly() {
     );
     // The worked examples among them (miniscope-daq.md §5.6): LED 50 % and the pot.
     assert!(expected.contains(&"20 01 7f".to_string()), "{expected:?}");
-    // LEDs off at shutdown: behavd's last packets.
+    // LEDs off at shutdown: behavd's last packets on the second device.
     let tail = &executed[expected.len()..];
     assert_eq!(
         tail,
@@ -169,7 +183,13 @@ fn head_orientation_is_read_back_every_frame() {
     let g = guest();
     let file = g.share.path().join("out/miniscope.nwb");
     let q = read_dataset_f64(&file, "acquisition/MiniscopeHeadOrientation/data");
-    let rows: Vec<&[f64]> = q.chunks(4).collect();
+    let counters = read_dataset_u64(&file, "acquisition/MiniscopeDAQFrameNumber/data");
+    // The first device's frames (the second look-alike's head starts turning from 0 again).
+    let first = counters
+        .windows(2)
+        .position(|w| w[1] - w[0] > 30)
+        .map_or(counters.len(), |i| i + 1);
+    let rows: Vec<&[f64]> = q.chunks(4).take(first).collect();
     let good: Vec<&[f64]> = rows.iter().copied().filter(|r| r[0].is_finite()).collect();
     assert!(
         good.len() * 10 >= rows.len() * 9,
@@ -190,8 +210,7 @@ fn head_orientation_is_read_back_every_frame() {
     for w in good.windows(2) {
         turned += (angle(w[1]) - angle(w[0]) + 540.0).rem_euclid(360.0) - 180.0;
     }
-    let counters = read_dataset_u64(&file, "acquisition/MiniscopeDAQFrameNumber/data");
-    let frames = (counters.last().unwrap() - counters[0]) as f64;
+    let frames = (counters[first - 1] - counters[0]) as f64;
     assert!(
         (turned - frames).abs() <= 0.1 * frames + 15.0,
         "head turned {turned:.0}° over {frames} DAQ frames"
@@ -201,15 +220,25 @@ fn head_orientation_is_read_back_every_frame() {
 #[test]
 fn the_sync_output_is_on_while_recording_and_off_at_the_stop() {
     let g = guest();
-    let switches: Vec<bool> = g
-        .share
-        .read("out/i2c.jsonl")
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["kind"] == "recording")
-        .map(|v| v["on"].as_bool().unwrap())
-        .collect();
-    assert_eq!(switches, [true, false], "SATURATION bit 0 on, then off");
+    let switches = |log: &str| -> Vec<bool> {
+        g.share
+            .read(log)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["kind"] == "recording")
+            .map(|v| v["on"].as_bool().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        switches("out/i2c.jsonl"),
+        [true],
+        "on, until the device vanished"
+    );
+    assert_eq!(
+        switches("out/i2c2.jsonl"),
+        [true, false],
+        "on again after the reconnection, off at the stop"
+    );
 }
 
 #[test]
@@ -231,10 +260,10 @@ fn every_frame_the_daq_made_is_recorded_or_counted_as_lost() {
         .sum();
     let span = counters.last().unwrap() - counters[0] + 1;
     // Drops are handed on once they outlast the stream backlog (≤ 12 frames late), so the
-    // last few may still be pending when the session ends.
+    // last few of each connection may still be pending when it ends.
     let accounted = counters.len() as u64 + lost;
     assert!(
-        accounted <= span && span - accounted <= 12,
+        accounted <= span && span - accounted <= 24,
         "{} recorded + {lost} lost vs a counter span of {span}",
         counters.len()
     );
@@ -243,7 +272,49 @@ fn every_frame_the_daq_made_is_recorded_or_counted_as_lost() {
         .filter(|c| c % 50 == 0)
         .count() as u64;
     assert!(
-        lost + 12 >= skipped,
+        lost + 24 >= skipped,
         "{lost} frames counted lost, {skipped} skipped on purpose in the span"
+    );
+}
+
+/// The device vanished and came back: one reconnection, the outage recorded as a
+/// "disconnected" gap, and frames recorded after it.
+#[test]
+fn the_vanished_daq_comes_back_without_a_restart() {
+    let g = guest();
+    assert_eq!(
+        g.run.lines_with("MINISCOPE unplugged").count(),
+        1,
+        "{}",
+        g.run.console
+    );
+    assert_eq!(
+        g.run.lines_with("MINISCOPE replugged").count(),
+        1,
+        "{}",
+        g.run.console
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&g.share.read("out/miniscope.json")).expect("summary JSON");
+    assert_eq!(
+        summary["streams"][0]["stats"]["reconnects"], 1,
+        "{summary:#}"
+    );
+    let file = g.share.path().join("out/miniscope.nwb");
+    let causes = read_dataset_u64(&file, "intervals/FrameGaps/cause");
+    let start = read_dataset_f64(&file, "intervals/FrameGaps/start_time");
+    let stop = read_dataset_f64(&file, "intervals/FrameGaps/stop_time");
+    let outages: Vec<usize> = (0..causes.len()).filter(|&i| causes[i] == 1).collect();
+    assert_eq!(outages.len(), 1, "one disconnected gap: {causes:?}");
+    let i = outages[0];
+    assert!(
+        stop[i] - start[i] >= 1.0,
+        "the outage lasted {} s",
+        stop[i] - start[i]
+    );
+    let times = read_dataset_f64(&file, "acquisition/Miniscope/timestamps");
+    assert!(
+        times.iter().filter(|&&t| t > stop[i]).count() >= 50,
+        "frames recorded after the reconnection"
     );
 }
