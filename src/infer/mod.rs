@@ -2,6 +2,7 @@
 //! checks, preprocessing, recurrent state, output decoding.
 
 pub mod decode;
+mod graph;
 pub mod model;
 pub mod preprocess;
 pub mod runtime;
