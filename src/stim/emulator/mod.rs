@@ -488,6 +488,8 @@ use self::core::max_window_on_time;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_link;
+#[cfg(test)]
 mod tests_safety;
 
 /// Tests that time a real-time emulator run one at a time: on a 2-core machine a dozen
