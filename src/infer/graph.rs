@@ -21,11 +21,14 @@ pub(super) fn check_shape(what: &str, model: &[i64], ours: &[i64]) -> Result<(),
     if matches {
         Ok(())
     } else {
-        Err(InferError::Spec(format!(
-            "{what}: the model expects shape {} but the config gives {}",
-            shape_text(model),
-            shape_text(ours)
-        )))
+        Err(InferError::spec(
+            what,
+            format!(
+                "the model expects shape {} but the config gives {}",
+                shape_text(model),
+                shape_text(ours)
+            ),
+        ))
     }
 }
 
@@ -37,11 +40,14 @@ pub(super) fn concrete(what: &str, shape: &[i64]) -> Result<Vec<i64>, InferError
         .map(|(i, &d)| match (i, d) {
             (_, d) if d >= 0 => Ok(d),
             (0, _) => Ok(1),
-            _ => Err(InferError::Spec(format!(
-                "{what}: shape {} has a dynamic dimension other than the batch; behavd needs \
+            _ => Err(InferError::spec(
+                what,
+                format!(
+                    "shape {} has a dynamic dimension other than the batch; behavd needs \
                  fixed output sizes (re-export with static shapes)",
-                shape_text(shape)
-            ))),
+                    shape_text(shape)
+                ),
+            )),
         })
         .collect()
 }

@@ -86,10 +86,10 @@ impl ModelRunner {
         let (env, _) = super::runtime::environment(onnxruntime)?;
         let path = base_dir.join(&config.path);
         if !path.is_file() {
-            return Err(InferError::Spec(format!(
-                "path: model file {} not found",
-                path.display()
-            )));
+            return Err(InferError::spec(
+                "path",
+                format!("model file {} not found", path.display()),
+            ));
         }
         let mut builder = Session::builder(env)
             .map_err(ort_err("session builder"))?
@@ -124,9 +124,9 @@ impl ModelRunner {
                 }
             }
         }
-        let session = builder
-            .commit_from_file(&path)
-            .map_err(|e| InferError::Spec(format!("path: cannot load {}: {e}", path.display())))?;
+        let session = builder.commit_from_file(&path).map_err(|e| {
+            InferError::spec("path", format!("cannot load {}: {e}", path.display()))
+        })?;
         Self::from_session(config, session, feed, provider)
     }
 
@@ -140,11 +140,14 @@ impl ModelRunner {
         let spec = &config.input;
         // Input.
         let Some((ty, model_shape)) = tensor_info(&session, &spec.name, true) else {
-            return Err(InferError::Spec(format!(
-                "input.name: the model has no tensor input `{}` (its inputs: {})",
-                spec.name,
-                names(&session, true)
-            )));
+            return Err(InferError::spec(
+                "input.name",
+                format!(
+                    "the model has no tensor input `{}` (its inputs: {})",
+                    spec.name,
+                    names(&session, true)
+                ),
+            ));
         };
         let model_shape = model_shape.to_vec();
         let (frames, shape, mapping, input_wh) = match feed {
@@ -178,10 +181,13 @@ impl ModelRunner {
             InputType::Uint8 => TensorElementType::Uint8,
         };
         if ty != expected_ty {
-            return Err(InferError::Spec(format!(
-                "input.dtype: the model's input `{}` is {ty:?} but the config says {expected_ty:?}",
-                spec.name
-            )));
+            return Err(InferError::spec(
+                "input.dtype",
+                format!(
+                    "the model's input `{}` is {ty:?} but the config says {expected_ty:?}",
+                    spec.name
+                ),
+            ));
         }
         let mut binding = session.create_binding().map_err(ort_err("io binding"))?;
         let input = match spec.dtype {
@@ -207,18 +213,24 @@ impl ModelRunner {
         for (i, pair) in config.state.iter().enumerate() {
             let key = format!("state[{i}]");
             let Some((ity, ishape)) = tensor_info(&session, &pair.input, true) else {
-                return Err(InferError::Spec(format!(
-                    "{key}.input: the model has no input `{}` (its inputs: {})",
-                    pair.input,
-                    names(&session, true)
-                )));
+                return Err(InferError::spec(
+                    format!("{key}.input"),
+                    format!(
+                        "the model has no input `{}` (its inputs: {})",
+                        pair.input,
+                        names(&session, true)
+                    ),
+                ));
             };
             let Some((oty, oshape)) = tensor_info(&session, &pair.output, false) else {
-                return Err(InferError::Spec(format!(
-                    "{key}.output: the model has no output `{}` (its outputs: {})",
-                    pair.output,
-                    names(&session, false)
-                )));
+                return Err(InferError::spec(
+                    format!("{key}.output"),
+                    format!(
+                        "the model has no output `{}` (its outputs: {})",
+                        pair.output,
+                        names(&session, false)
+                    ),
+                ));
             };
             let ishape = concrete(&format!("{key}.input `{}`", pair.input), ishape)?;
             let oshape = concrete(&format!("{key}.output `{}`", pair.output), oshape)?;
@@ -226,13 +238,16 @@ impl ModelRunner {
                 || ity != TensorElementType::Float32
                 || oty != TensorElementType::Float32
             {
-                return Err(InferError::Spec(format!(
-                    "{key}: state input `{}` {} {ity:?} and output `{}` {} {oty:?} must be float32 of one shape",
-                    pair.input,
-                    shape_text(&ishape),
-                    pair.output,
-                    shape_text(&oshape)
-                )));
+                return Err(InferError::spec(
+                    key.clone(),
+                    format!(
+                        "state input `{}` {} {ity:?} and output `{}` {} {oty:?} must be float32 of one shape",
+                        pair.input,
+                        shape_text(&ishape),
+                        pair.output,
+                        shape_text(&oshape)
+                    ),
+                ));
             }
             let input =
                 Tensor::<f32>::new(&allocator, ishape.clone()).map_err(ort_err("state tensor"))?;
@@ -251,10 +266,13 @@ impl ModelRunner {
             let fed =
                 outlet.name() == spec.name || config.state.iter().any(|s| s.input == outlet.name());
             if !fed {
-                return Err(InferError::Spec(format!(
-                    "the model input `{}` is not fed: name it in input.name or pair it in [[model.state]]",
-                    outlet.name()
-                )));
+                return Err(InferError::spec_text(
+                    "input.name",
+                    format!(
+                        "the model input `{}` is not fed: name it in input.name or pair it in [[model.state]]",
+                        outlet.name()
+                    ),
+                ));
             }
         }
         // Output.
@@ -264,15 +282,19 @@ impl ModelRunner {
             | OutputSpec::Vector { name } => name,
         };
         let Some((oty, oshape)) = tensor_info(&session, out_name, false) else {
-            return Err(InferError::Spec(format!(
-                "output.name: the model has no output `{out_name}` (its outputs: {})",
-                names(&session, false)
-            )));
+            return Err(InferError::spec(
+                "output.name",
+                format!(
+                    "the model has no output `{out_name}` (its outputs: {})",
+                    names(&session, false)
+                ),
+            ));
         };
         if oty != TensorElementType::Float32 {
-            return Err(InferError::Spec(format!(
-                "output.name: output `{out_name}` is {oty:?}; behavd reads float32 outputs"
-            )));
+            return Err(InferError::spec(
+                "output.name",
+                format!("output `{out_name}` is {oty:?}; behavd reads float32 outputs"),
+            ));
         }
         let oshape = concrete(&format!("output `{out_name}`"), oshape)?;
         let numel: i64 = oshape.iter().product();
@@ -281,11 +303,14 @@ impl ModelRunner {
                 labels, activation, ..
             } => {
                 if numel as usize != labels.len() {
-                    return Err(InferError::Spec(format!(
-                        "output.labels: {} labels but output `{out_name}` {} has {numel} values",
-                        labels.len(),
-                        shape_text(&oshape)
-                    )));
+                    return Err(InferError::spec(
+                        "output.labels",
+                        format!(
+                            "{} labels but output `{out_name}` {} has {numel} values",
+                            labels.len(),
+                            shape_text(&oshape)
+                        ),
+                    ));
                 }
                 (Decoder::Classes(*activation), labels.clone())
             }
@@ -299,10 +324,13 @@ impl ModelRunner {
                 let decoder = match decode {
                     KeypointDecode::Heatmap => {
                         if oshape.len() != 4 || oshape[1] as usize != k {
-                            return Err(InferError::Spec(format!(
-                                "output: heatmap keypoints need output `{out_name}` shaped [1, {k}, h, w] ({k} names); it is {}",
-                                shape_text(&oshape)
-                            )));
+                            return Err(InferError::spec(
+                                "output",
+                                format!(
+                                    "heatmap keypoints need output `{out_name}` shaped [1, {k}, h, w] ({k} names); it is {}",
+                                    shape_text(&oshape)
+                                ),
+                            ));
                         }
                         Decoder::Heatmap {
                             k,
@@ -313,10 +341,13 @@ impl ModelRunner {
                     }
                     KeypointDecode::Direct => {
                         if numel as usize != 3 * k {
-                            return Err(InferError::Spec(format!(
-                                "output: direct keypoints need output `{out_name}` shaped [1, {k}, 3] ({k} names); it is {}",
-                                shape_text(&oshape)
-                            )));
+                            return Err(InferError::spec(
+                                "output",
+                                format!(
+                                    "direct keypoints need output `{out_name}` shaped [1, {k}, 3] ({k} names); it is {}",
+                                    shape_text(&oshape)
+                                ),
+                            ));
                         }
                         Decoder::Direct {
                             k,
@@ -336,10 +367,13 @@ impl ModelRunner {
             ),
         };
         if value_names.len() > MAX_OUTPUT_VALUES {
-            return Err(InferError::Spec(format!(
-                "output: {} values is more than behavd carries per frame ({MAX_OUTPUT_VALUES})",
-                value_names.len()
-            )));
+            return Err(InferError::spec(
+                "output",
+                format!(
+                    "{} values is more than behavd carries per frame ({MAX_OUTPUT_VALUES})",
+                    value_names.len()
+                ),
+            ));
         }
         let mut output =
             Tensor::<f32>::new(&allocator, oshape).map_err(ort_err("output tensor"))?;

@@ -96,16 +96,20 @@ impl Preprocessor {
         let crop = spec.crop.unwrap_or([0, 0, geometry.width, geometry.height]);
         let [cx, cy, cw, ch] = crop;
         if cw == 0 || ch == 0 || cx + cw > geometry.width || cy + ch > geometry.height {
-            return Err(InferError::Spec(format!(
-                "input.crop [{cx}, {cy}, {cw}, {ch}] does not fit in the {}x{} frame",
-                geometry.width, geometry.height
-            )));
+            return Err(InferError::spec_text(
+                "input.crop",
+                format!(
+                    "input.crop [{cx}, {cy}, {cw}, {ch}] does not fit in the {}x{} frame",
+                    geometry.width, geometry.height
+                ),
+            ));
         }
         let [out_w, out_h] = spec.resize.unwrap_or([cw, ch]);
         if out_w == 0 || out_h == 0 || out_w > 8192 || out_h > 8192 {
-            return Err(InferError::Spec(format!(
-                "input.resize [{out_w}, {out_h}] is not a size between 1x1 and 8192x8192"
-            )));
+            return Err(InferError::spec_text(
+                "input.resize",
+                format!("input.resize [{out_w}, {out_h}] is not a size between 1x1 and 8192x8192"),
+            ));
         }
         let channels = match spec.color {
             ColorMode::Gray => 1,
@@ -116,16 +120,18 @@ impl Preprocessor {
                 0 => Ok(vec![default; channels]),
                 1 => Ok(vec![v[0]; channels]),
                 n if n == channels => Ok(v.to_vec()),
-                n => Err(InferError::Spec(format!(
-                    "input.{key} has {n} values; give 1 or one per channel ({channels})"
-                ))),
+                n => Err(InferError::spec_text(
+                    format!("input.{key}"),
+                    format!("input.{key} has {n} values; give 1 or one per channel ({channels})"),
+                )),
             }
         };
         let mean = per_channel(&spec.mean, 0.0, "mean")?;
         let std = per_channel(&spec.std, 1.0, "std")?;
         if std.iter().any(|s| *s == 0.0 || !s.is_finite()) {
-            return Err(InferError::Spec(
-                "input.std must be finite and non-zero".into(),
+            return Err(InferError::spec_text(
+                "input.std",
+                "input.std must be finite and non-zero",
             ));
         }
         Ok(Self {

@@ -23,13 +23,16 @@ impl RoiSignals {
     /// Precomputes the pixels of each disc; errors name the ROI that does not fit.
     pub fn new(config: &SignalConfig, geometry: FrameGeometry) -> Result<Self, InferError> {
         if geometry.format != PixelFormat::Gray8 {
-            return Err(InferError::Spec(format!(
-                "source: ROI signals need a gray stream; `{}` is RGB",
-                config.source
-            )));
+            return Err(InferError::spec(
+                "source",
+                format!("ROI signals need a gray stream; `{}` is RGB", config.source),
+            ));
         }
         if config.baseline_s.is_nan() || config.baseline_s <= 0.0 {
-            return Err(InferError::Spec("baseline_s must be positive".into()));
+            return Err(InferError::spec_text(
+                "baseline_s",
+                "baseline_s must be positive",
+            ));
         }
         let mut pixels = Vec::new();
         let mut ranges = Vec::new();
@@ -47,10 +50,13 @@ impl RoiSignals {
             }
             let len = pixels.len() as u32 - start;
             if len == 0 || r.is_nan() || r <= 0.0 {
-                return Err(InferError::Spec(format!(
-                    "roi[{i}] `{}`: the disc at ({}, {}) radius {} has no pixel inside the {}x{} frame",
-                    roi.name, roi.x, roi.y, r, geometry.width, geometry.height
-                )));
+                return Err(InferError::spec_text(
+                    format!("roi[{i}]"),
+                    format!(
+                        "roi[{i}] `{}`: the disc at ({}, {}) radius {} has no pixel inside the {}x{} frame",
+                        roi.name, roi.x, roi.y, r, geometry.width, geometry.height
+                    ),
+                ));
             }
             ranges.push((start, len));
         }

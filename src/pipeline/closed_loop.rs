@@ -169,15 +169,13 @@ impl ClosedLoopPlan {
             };
             let mut runner = ModelRunner::load(m, &loaded.base_dir, model_feed, onnxruntime)
                 .map_err(|e| {
-                    let text = e.to_string();
-                    let section = ["input", "output", "path", "state"]
-                        .into_iter()
-                        .find(|k| text.starts_with(k));
-                    let key = match section {
-                        Some("state") => format!("{at}.state"),
-                        Some(k) => format!("{at}.{k}"),
-                        None => at.clone(),
-                    };
+                    // The error's key is relative to the entry; its section (`input`,
+                    // `output`, `path`, `state`) is a key the config file has.
+                    let section = e
+                        .spec_key()
+                        .and_then(|k| k.split(['.', '[', ' ']).next())
+                        .filter(|s| ["input", "output", "path", "state"].contains(s));
+                    let key = section.map_or_else(|| at.clone(), |s| format!("{at}.{s}"));
                     plan_err(key, format!("{at} \"{}\" ({}): {e}", m.name, m.path))
                 })?;
             if warm_up {
