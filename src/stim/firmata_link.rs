@@ -5,8 +5,9 @@
 //! On connect the link asks for the firmware (`F0 79 F7`, waiting up to 5 s: an Uno resets
 //! when its port is opened and StandardFirmata reports itself once booted), makes every mapped
 //! pin an OUTPUT and drives it low. A trigger's train is then written edge by edge: each rise
-//! at its place on the train's grid (first rise = the moment the command left the rules
-//! ring), each fall `width` after the rise was written, never earlier; the thread waits in
+//! at its place on the train's grid (written the moment the command leaves the rules ring;
+//! later rises `period` apart from when the first was written), each fall `width` after its
+//! rise was written, never earlier; the thread waits in
 //! `ppoll(2)` with nanosecond timeouts between edges. Every pulse is recorded as a link event
 //! with the host write times, and the trigger row gets status "host-timed". The daemon-side
 //! limits (maximum on time, duty cycle, refractory) apply as for the behavd protocol; the
@@ -35,7 +36,7 @@ const IDLE_WAIT_NS: u64 = 20_000_000;
 #[derive(Clone, Copy)]
 struct Train {
     record: TriggerRecord,
-    /// Host ns of the first rise (the grid's origin).
+    /// Host ns the first rise was written (the grid's origin; until then, when it is due).
     origin_ns: u64,
     /// Pulse being written.
     index: u16,
@@ -274,6 +275,9 @@ impl FirmataRun {
                     t.rise_written_ns = written;
                     t.due_ns = written + t.record.pulse_width_ns;
                     if t.index == 0 {
+                        // The grid starts at the first rise as written, so no later rise comes
+                        // sooner than its period after it.
+                        t.origin_ns = written;
                         t.record.sent_ns = written;
                         self.sent(&t.record);
                     }
