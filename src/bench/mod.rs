@@ -44,6 +44,13 @@ impl Latency {
     }
 }
 
+/// A per-process scratch directory under the system temp dir (`behavd-bench-<tag>-<pid>`).
+pub fn scratch_dir(tag: &str) -> std::io::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("behavd-bench-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")
 }

@@ -25,7 +25,7 @@ pub struct LinkBench {
 /// Sends `triggers` single 1 ms pulses through a link to an emulated device of `protocol`,
 /// each after the previous one's record came back, and reports the link's latencies.
 pub fn link_latency(protocol: OutputProtocol, triggers: usize) -> anyhow::Result<LinkBench> {
-    let dir = tempfile_dir()?;
+    let dir = super::scratch_dir("stim")?;
     let tty = dir.join("bench.tty");
     let limits = OutputLimits {
         max_duty: 1.0,
@@ -78,10 +78,4 @@ pub fn link_latency(protocol: OutputProtocol, triggers: usize) -> anyhow::Result
         decision_to_edge: (!report.host_timed).then(|| Latency::from_ns(&report.decision_to_edge)),
         sync_residual_us: report.fit.map(|f| f.residual_us),
     })
-}
-
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("behavd-bench-stim-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }

@@ -41,7 +41,7 @@ pub fn bench(
         "ring handoff (one way)",
         bench::ring_latency(if quick { 10_000 } else { 100_000 }),
     );
-    let dir = tempfile_dir()?;
+    let dir = bench::scratch_dir("run")?;
     for (label, compression, threads) in [
         ("none", Compression::None, 0),
         (
@@ -155,10 +155,4 @@ fn closed_loop_run(
         std::thread::park_timeout(std::time::Duration::from_millis(100));
     }
     session.stop("benchmark finished")
-}
-
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("behavd-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }

@@ -6,11 +6,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::frame_reads::{read_abi_answer, start_abi_query};
-use super::source::usb_id;
 use super::uvc::{
     DAQ_PRODUCT_ID_HIGHSPEED, DAQ_PRODUCT_ID_SUPERSPEED, DAQ_VENDOR_ID, UvcControl, UvcError,
 };
 use super::v4l2_uvc::V4l2Uvc;
+use crate::source::v4l2::select::usb_id;
 
 /// One DAQ found.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -35,12 +35,39 @@ const PACKETS_PER_FRAME: usize = 8;
 /// Frames the shutdown waits for the LEDs-off packets to execute.
 const SHUTDOWN_FRAMES: u32 = 15;
 
+/// What to read back after each frame, given the firmware ABI: ABI 2 answers the counter on
+/// CT exposure (not cached by uvcvideo) and the quaternion atomically on CT pan/tilt; older
+/// firmware only through PU reads.
+fn readback_plan(config: &MiniscopeConfig, device: &DeviceEntry, abi: u16) -> ReadbackPlan {
+    let imu = config.imu && device.head_orientation;
+    let abi2 = abi >= 2;
+    ReadbackPlan {
+        counter: Some(if abi2 {
+            CounterSource::CtExposure
+        } else {
+            CounterSource::Contrast
+        }),
+        imu: imu.then_some(if abi2 {
+            ImuSource::PanTilt
+        } else {
+            ImuSource::FourReads
+        }),
+        trigger: match config.trigger {
+            TriggerSetting::Off => None,
+            TriggerSetting::ActiveHigh => Some(TriggerPolarity::ActiveHigh),
+            TriggerSetting::ActiveLow => Some(TriggerPolarity::ActiveLow),
+        },
+        norm_error_limit: DEFAULT_NORM_ERROR_LIMIT,
+    }
+}
+
 /// A Miniscope through its DAQ.
 pub struct MiniscopeSource {
+    /// The device as messages name it (the resolved node once found).
+    label: String,
     config: MiniscopeConfig,
     device: DeviceEntry,
     info: StreamInfo,
-    node: Option<PathBuf>,
     stream: Option<V4l2Source>,
     uvc: Option<V4l2Uvc>,
     control: ScopeControl,
@@ -112,34 +139,11 @@ pub fn find_daq() -> Option<PathBuf> {
     crate::source::v4l2::select::video_nodes()
         .into_iter()
         .find(|node| {
-            usb_id(node).is_some_and(|(v, p)| {
+            crate::source::v4l2::select::usb_id(node).is_some_and(|(v, p)| {
                 v == DAQ_VENDOR_ID
                     && (p == DAQ_PRODUCT_ID_SUPERSPEED || p == DAQ_PRODUCT_ID_HIGHSPEED)
             }) && crate::source::v4l2::select::query(node).is_ok_and(|c| c.capture)
         })
-}
-
-/// USB vendor and product id of the device behind a `/dev/videoN` node, through sysfs.
-pub fn usb_id(node: &std::path::Path) -> Option<(u16, u16)> {
-    let name = node.file_name()?;
-    let mut dir = std::path::Path::new("/sys/class/video4linux")
-        .join(name)
-        .join("device")
-        .canonicalize()
-        .ok()?;
-    // The node's device is the USB interface; idVendor/idProduct sit on the USB device above.
-    for _ in 0..4 {
-        let read = |f: &str| {
-            std::fs::read_to_string(dir.join(f))
-                .ok()
-                .and_then(|s| u16::from_str_radix(s.trim(), 16).ok())
-        };
-        if let (Some(v), Some(p)) = (read("idVendor"), read("idProduct")) {
-            return Some((v, p));
-        }
-        dir = dir.parent()?.to_path_buf();
-    }
-    None
 }
 
 impl MiniscopeSource {
@@ -148,20 +152,11 @@ impl MiniscopeSource {
         let device = config
             .device_entry()
             .map_err(|e| fatal(&config.device, e))?;
-        let imu = config.imu && device.head_orientation;
         let control = ScopeControl::new(ScopeSettings {
             device: device.clone(),
             values: config.control_values(),
-            readback: ReadbackPlan {
-                counter: Some(CounterSource::Contrast),
-                imu: imu.then_some(ImuSource::FourReads),
-                trigger: match config.trigger {
-                    TriggerSetting::Off => None,
-                    TriggerSetting::ActiveHigh => Some(TriggerPolarity::ActiveHigh),
-                    TriggerSetting::ActiveLow => Some(TriggerPolarity::ActiveLow),
-                },
-                norm_error_limit: DEFAULT_NORM_ERROR_LIMIT,
-            },
+            // Until the firmware's ABI is known (asked at connect): the reads every DAQ has.
+            readback: readback_plan(config, &device, 1),
             writer: WriterConfig {
                 max_packets_per_frame: PACKETS_PER_FRAME,
                 ..WriterConfig::default()
@@ -185,10 +180,10 @@ impl MiniscopeSource {
             ),
         };
         let mut source = Self {
+            label: config.device.clone(),
             config: config.clone(),
             device,
             info,
-            node: None,
             stream: None,
             uvc: None,
             control,
@@ -200,12 +195,6 @@ impl MiniscopeSource {
         };
         source.connect()?;
         Ok(source)
-    }
-
-    fn label(&self) -> String {
-        self.node
-            .as_ref()
-            .map_or_else(|| self.config.device.clone(), |n| n.display().to_string())
     }
 
     fn resolve(&self) -> Result<PathBuf, SourceError> {
@@ -227,14 +216,14 @@ impl MiniscopeSource {
         self.stream = None;
         self.control.stream_stopped();
         let node = self.resolve()?;
-        self.node = Some(node.clone());
-        let label = self.label();
+        self.label = node.display().to_string();
+        let label = self.label.clone();
         let mut uvc = V4l2Uvc::open(&node).map_err(|e| lost(&label, e))?;
-        // ABI-2 firmware answers the counter on CT exposure (not cached by uvcvideo) and the
-        // quaternion atomically on CT pan/tilt; older firmware only through PU reads.
+        // The read-backs depend on the firmware ABI (asked before streaming).
         let was_recording = self.control.is_recording();
         let abi = super::identify::firmware_abi(&mut uvc).map_err(|e| lost(&label, e))?;
-        self.control.set_readback_plan(self.readback_plan(abi));
+        self.control
+            .set_readback_plan(readback_plan(&self.config, &self.device, abi));
         if was_recording {
             self.control.set_recording(true);
         }
@@ -281,34 +270,9 @@ impl MiniscopeSource {
         Ok(())
     }
 
-    /// What to read back after each frame, given the firmware ABI.
-    fn readback_plan(&self, abi: u16) -> ReadbackPlan {
-        let imu = self.config.imu && self.device.head_orientation;
-        let abi2 = abi >= 2;
-        ReadbackPlan {
-            counter: Some(if abi2 {
-                CounterSource::CtExposure
-            } else {
-                CounterSource::Contrast
-            }),
-            imu: imu.then_some(if abi2 {
-                ImuSource::PanTilt
-            } else {
-                ImuSource::FourReads
-            }),
-            trigger: match self.config.trigger {
-                TriggerSetting::Off => None,
-                TriggerSetting::ActiveHigh => Some(TriggerPolarity::ActiveHigh),
-                TriggerSetting::ActiveLow => Some(TriggerPolarity::ActiveLow),
-            },
-            norm_error_limit: DEFAULT_NORM_ERROR_LIMIT,
-        }
-    }
-
     /// Gives the control plane its turn: every write that is due, for at most
     /// [`CONTROL_SLICE_NS`].
     fn service_controls(&mut self) -> Result<(), SourceError> {
-        let label = self.label();
         let Some(uvc) = self.uvc.as_mut() else {
             return Ok(());
         };
@@ -326,7 +290,7 @@ impl MiniscopeSource {
                 Ok(_) => return Ok(()),
                 Err(e) => {
                     self.stream = None;
-                    return Err(lost(&label, e));
+                    return Err(lost(&self.label, e));
                 }
             }
         }
@@ -351,9 +315,8 @@ impl Source for MiniscopeSource {
             self.control.set_recording(true);
         }
         self.service_controls()?;
-        let label = self.label();
         let Some(stream) = self.stream.as_mut() else {
-            return Err(lost(&label, "not streaming"));
+            return Err(lost(&self.label, "not streaming"));
         };
         let mut stamp = match stream.next_frame(pixels) {
             Ok(s) => s,
@@ -367,7 +330,7 @@ impl Source for MiniscopeSource {
         let r = self.control.after_frame(stamp.host_time_ns, uvc);
         if let Some(edge) = r.trigger_edge {
             // An event, not per-frame logging: the external trigger changed state.
-            tracing::info!(device = %label, ?edge, at_s = stamp.host_time_ns as f64 / 1e9, "Miniscope trigger input");
+            tracing::info!(device = %self.label, ?edge, at_s = stamp.host_time_ns as f64 / 1e9, "Miniscope trigger input");
         }
         let net = self.control.readback().counter().net_dropped();
         if self.reconnected || self.last_frame_ns.is_none() {
@@ -416,11 +379,11 @@ impl Source for MiniscopeSource {
             if self.control.is_idle() {
                 // One more frame: the DAQ executes the last packet at its end of frame.
                 let _ = self.next_frame(&mut scratch);
-                tracing::info!(device = %self.label(), "Miniscope LEDs off");
+                tracing::info!(device = %self.label, "Miniscope LEDs off");
                 return;
             }
         }
-        tracing::warn!(device = %self.label(), "Miniscope LEDs-off packets not all written before shutdown");
+        tracing::warn!(device = %self.label, "Miniscope LEDs-off packets not all written before shutdown");
     }
 }
 

@@ -51,18 +51,36 @@ pub fn query(node: &Path) -> std::io::Result<NodeCaps> {
     })
 }
 
-/// The USB serial number of the device behind `node`, if it is a USB device that has one.
-pub fn usb_serial(node: &Path) -> Option<String> {
+/// The sysfs directory of the device behind `node` (for a UVC camera: its USB interface).
+fn sysfs_device(node: &Path) -> Option<PathBuf> {
     let name = node.file_name()?;
-    let dev = Path::new("/sys/class/video4linux")
+    Path::new("/sys/class/video4linux")
         .join(name)
         .join("device")
         .canonicalize()
-        .ok()?;
+        .ok()
+}
+
+/// The USB serial number of the device behind `node`, if it is a USB device that has one.
+pub fn usb_serial(node: &Path) -> Option<String> {
+    let dev = sysfs_device(node)?;
     dev.ancestors()
         .find(|d| d.join("idVendor").is_file() && d.join("serial").is_file())
         .and_then(|d| std::fs::read_to_string(d.join("serial")).ok())
         .map(|s| s.trim().to_string())
+}
+
+/// USB vendor and product id of the device behind `node`: those of the nearest USB device
+/// above its interface.
+pub fn usb_id(node: &Path) -> Option<(u16, u16)> {
+    let dev = sysfs_device(node)?;
+    let usb = dev.ancestors().find(|d| d.join("idVendor").is_file())?;
+    let read = |f: &str| {
+        std::fs::read_to_string(usb.join(f))
+            .ok()
+            .and_then(|s| u16::from_str_radix(s.trim(), 16).ok())
+    };
+    Some((read("idVendor")?, read("idProduct")?))
 }
 
 /// `node (card)` for messages.
