@@ -283,6 +283,8 @@ struct RawPort {
     port: serialport::TTYPort,
     decoder: FrameDecoder,
     seen: Vec<Message>,
+    /// Messages before this index were passed over by an earlier [`RawPort::wait_for`].
+    next: usize,
     frames_bad: u64,
 }
 
@@ -297,6 +299,7 @@ impl RawPort {
             port,
             decoder: FrameDecoder::new(),
             seen: Vec::new(),
+            next: 0,
             frames_bad: 0,
         };
         p.send(Message::Hello { protocol: 1 });
@@ -312,19 +315,20 @@ impl RawPort {
         self.port.write_all(&out[..n]).unwrap();
     }
 
-    /// Reads until a message matches; returns it. Everything read is kept in `seen`.
+    /// Reads until a message after the previous match matches; returns it. Everything read is
+    /// kept in `seen` (one read can bring the awaited message and the next one together).
     fn wait_for(&mut self, what: &str, pred: impl Fn(&Message) -> bool) -> Message {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut buf = [0u8; 256];
-        let from = self.seen.len();
         loop {
-            if let Some(m) = self.seen[from..].iter().find(|m| pred(m)) {
-                return *m;
+            if let Some(i) = self.seen[self.next..].iter().position(&pred) {
+                self.next += i + 1;
+                return self.seen[self.next - 1];
             }
             assert!(
                 Instant::now() < deadline,
                 "no {what}; seen: {:?}",
-                &self.seen[from..]
+                &self.seen[self.next..]
             );
             if let Ok(n) = self.port.read(&mut buf) {
                 for m in self.decoder.feed(&buf[..n]) {
