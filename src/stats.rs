@@ -67,8 +67,19 @@ pub struct StatsSnapshot {
     pub reconnects: u64,
     /// Gap records that could not be queued to the recorder (their drops are still counted).
     pub gaps_unrecorded: u64,
-    /// Frames lost, by [`DropCause`] code.
+    /// Frames lost, by [`DropCause`] code (serialized as an object keyed by the cause's label).
+    #[serde(serialize_with = "serialize_by_cause")]
     pub dropped: [u64; 4],
+}
+
+/// Writes per-cause counts as `{"device": n, "disconnected": n, ...}`.
+fn serialize_by_cause<S: serde::Serializer>(dropped: &[u64; 4], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(dropped.len()))?;
+    for cause in DropCause::ALL {
+        map.serialize_entry(cause.label(), &dropped[cause as usize])?;
+    }
+    map.end()
 }
 
 impl StatsSnapshot {
@@ -110,5 +121,22 @@ impl StreamStats {
             gaps_unrecorded: self.gaps_unrecorded.load(Ordering::Relaxed),
             dropped: std::array::from_fn(|i| self.dropped[i].load(Ordering::Relaxed)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_serialize_labelled_by_cause() {
+        let stats = StreamStats::default();
+        stats.add_dropped(DropCause::Disconnected, 7);
+        stats.add_dropped(DropCause::RecorderBehind, 2);
+        let json = serde_json::to_value(stats.snapshot()).unwrap();
+        assert_eq!(
+            json["dropped"],
+            serde_json::json!({"device": 0, "disconnected": 7, "pool_exhausted": 0, "recorder_behind": 2})
+        );
     }
 }

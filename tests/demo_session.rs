@@ -43,9 +43,9 @@ fn demo_run_records_a_valid_lossless_nwb_session() {
             "lossless recording"
         );
         let dropped: u64 = stream["stats"]["dropped"]
-            .as_array()
+            .as_object()
             .unwrap()
-            .iter()
+            .values()
             .map(|d| d.as_u64().unwrap())
             .sum();
         assert_eq!(dropped, 0, "no drops at demo rates: {stream:#}");

@@ -97,9 +97,9 @@ fn every_injected_drop_is_counted_and_recorded_as_a_gap() {
             .find(|s| s["name"] == stream)
             .unwrap();
         let live_dropped: u64 = live["stats"]["dropped"]
-            .as_array()
+            .as_object()
             .unwrap()
-            .iter()
+            .values()
             .map(|v| v.as_u64().unwrap())
             .sum();
         assert_eq!(

@@ -142,7 +142,7 @@ impl Drop for Harness {
 fn host_link(port: &Path, limits: OutputLimits) -> LinkRig {
     let rig = LinkRig::start(RigConfig {
         limits,
-        // simavr paces UART bytes at 11 bits (test-rigs.md), real 8N1 at 10.
+        // simavr paces UART bytes at 11 bits (its UART model counts start, 8 data, parity slot and stop bits), real 8N1 at 10.
         byte_ns: 11_000_000_000 / 115_200,
         timeout: Duration::from_secs(30),
         ..RigConfig::new(port.display().to_string())

@@ -152,7 +152,7 @@ fn the_connect_ritual_and_the_settings_reach_the_headstage_exactly() {
         &expected[..],
         "the ritual, in order"
     );
-    // The worked examples among them (miniscope-daq.md §5.6): LED 50 % and the pot.
+    // The worked examples among them (docs/miniscope.md, "Value conversion"): LED 50 % and the pot.
     assert!(expected.contains(&"20 01 7f".to_string()), "{expected:?}");
     // LEDs off at shutdown: behavd's last packets on the second device.
     let tail = &executed[expected.len()..];

@@ -274,7 +274,7 @@ fn every_buffer_vivid_drops_is_counted_as_a_device_gap() {
         (0.03..=0.25).contains(&(lost as f64 / range as f64)),
         "vivid drops about 10 %: {lost} of {range}"
     );
-    let counted = summary["streams"][0]["stats"]["dropped"][0]
+    let counted = summary["streams"][0]["stats"]["dropped"]["device"]
         .as_u64()
         .unwrap();
     assert_eq!(counted, lost, "live counter = gaps in the file");

@@ -2,7 +2,7 @@
 """Executable reference of the HDF5/NWB 2.8 layout that behavd's recorder writes.
 
 This writes a complete, simulated behavd session with **h5py only** (no pynwb in the
-writer), following `shared/reference/nwb-layout.md` call for call, so that every path,
+writer), following the layout of docs/file-format.md call for call, so that every path,
 dtype, shape, attribute and link of the Rust writer (`src/record/`) can be compared
 with a file that is known to read in pynwb (4.2 and 3.0), validate with 0 errors against
 its cached namespaces and pass nwbinspector 0.7.2 with no ERROR, CRITICAL or

@@ -3,7 +3,7 @@
 //! `/dev/ttyACM0`.
 //!
 //! Behaviour, from the Firmata protocol (protocol.md of `firmata/protocol`) and StandardFirmata's
-//! documented behaviour (`../shared/reference/test-rigs.md` §4):
+//! documented behaviour (its sketch, `StandardFirmata.ino` in `firmata/arduino`):
 //! - at start ("boot") the board sends REPORT_VERSION `F9 02 05`, then REPORT_FIRMWARE
 //!   `F0 79 02 05 "StandardFirmata.ino" F7` (name as LSB/MSB 7-bit pairs);
 //! - `F9` alone is answered with REPORT_VERSION, `F0 79 F7` with REPORT_FIRMWARE;
@@ -367,7 +367,7 @@ mod tests {
         panic!("the board did not answer");
     }
 
-    /// The documented exchange of test-rigs.md §4 (raw Firmata bytes): the firmware query is
+    /// The exchange the Firmata protocol documents (raw Firmata bytes): the firmware query is
     /// answered with StandardFirmata 2.5, `F4 0D 01` makes D13 an output, `91 20 00` /
     /// `91 00 00` switch it on and off, `F5 0D 01` / `F5 0D 00` likewise; a pin not in OUTPUT
     /// mode ignores writes.

@@ -1,5 +1,5 @@
 //! The look-alike's USB descriptors: a UVC 1.00 camera with the Miniscope DAQ's identity
-//! (04b4:00f9 SuperSpeed, 04b4:00f8 high speed; reference `miniscope-daq.md` §2.1) built
+//! (04b4:00f9 SuperSpeed, 04b4:00f8 high speed; docs/miniscope.md) built
 //! from the USB 3.x and UVC 1.1 specifications.
 //!
 //! Layout of the configuration: IAD → VideoControl interface 0 (header, Camera Terminal 1 →

@@ -3,12 +3,12 @@
 //! A frame is a deterministic pattern: luma pixel `i` is `(i + counter) mod 251`, except
 //! that the first 8 luma bytes hold the DAQ frame counter (u64, little-endian). In YUY2
 //! the luma bytes are the even bytes and every chroma byte is 0x80, so a host that keeps
-//! the luma bytes (as behavd's Miniscope source does, reference §2.3) sees the same
+//! the luma bytes (as behavd's Miniscope source does, docs/miniscope.md) sees the same
 //! 608×608 grey image as a GREY client.
 //!
 //! Payloads carry a 2-byte header (`bHeaderLength` = 2, `bmHeaderInfo` = EOH | FID | EOF):
 //! FID toggles once per frame sent, EOF is set on the frame's last payload. The DAQ sends
-//! no PTS/SCR either (§2.2).
+//! no PTS/SCR either.
 
 use super::descriptors::PixelFormat;
 

@@ -1,9 +1,9 @@
 //! The DAQ device catalog: frame size, sensor, SERDES pixel clock, the controls with their
 //! `sendCommand` templates, and the init commands of every DAQ-based device
-//! (reference `miniscope-daq.md` §3, §4, §5.5, §5.7, §5.8).
+//! (docs/miniscope.md).
 //!
 //! The catalog is data, embedded from `catalog.json`; its `sendCommand` objects follow the
-//! official app's schema (§4.1), see [`super::send_command`].
+//! official app's schema, see [`super::send_command`].
 
 use serde::Deserialize;
 
@@ -12,7 +12,7 @@ use super::send_command::{SendCommand, TemplateByte};
 /// The catalog shipped with behavd.
 const BUILTIN_JSON: &str = include_str!("catalog.json");
 
-/// Pixel clock above which the SERDES runs "10-bit high-frequency" mode (§5.7), in MHz.
+/// Pixel clock above which the SERDES runs "10-bit high-frequency" mode, in MHz.
 pub const SERDES_HIGH_FREQUENCY_ABOVE_MHZ: f64 = 50.0;
 
 /// Why the catalog, or one of its entries, is unusable.
@@ -41,8 +41,8 @@ pub enum CatalogError {
     },
 }
 
-/// The alternative slider mapping a user config selects with `<control>FineSteps: true`
-/// (§4.2); fields it leaves out keep the slider's own.
+/// The alternative slider mapping a user config selects with `<control>FineSteps: true`;
+/// fields it leaves out keep the slider's own.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FineSteps {
@@ -195,7 +195,7 @@ impl DeviceEntry {
         self.width as usize * self.height as usize * 2
     }
 
-    /// The index of the DAQ's UVC frame descriptor for this size (§2.2), if it has one.
+    /// The index of the DAQ's UVC frame descriptor for this size, if it has one.
     pub fn uvc_frame_index(&self) -> Option<u8> {
         uvc_frame_index(self.width, self.height)
     }
@@ -272,7 +272,7 @@ impl DeviceEntry {
     }
 }
 
-/// The UVC frame-descriptor index the DAQ firmware gives a frame size (§2.2).
+/// The UVC frame-descriptor index the DAQ firmware gives a frame size.
 pub fn uvc_frame_index(width: u32, height: u32) -> Option<u8> {
     const SIZES: [(u32, u32); 9] = [
         (608, 608),

@@ -1,11 +1,11 @@
-//! From control settings to I2C packets: one control change (§4.2, §5.5), the SERDES mode
-//! packets and the whole connect ritual (§5.7).
+//! From control settings to I2C packets: one control change, the SERDES mode
+//! packets and the whole connect ritual.
 
 use super::catalog::{ControlDef, DeviceEntry, SliderDef, SpinBoxDef};
 use super::packet::{I2cPacket, KeyedPacket, PacketError};
 use super::send_command::{Protocol, SendCommandError};
 
-/// Pause the official app makes after the SERDES packets and after the init list (§5.7).
+/// Pause the official app makes after the SERDES packets and after the init list.
 pub const CONNECT_SETTLE_MS: u64 = 500;
 
 /// Why a control setting cannot be turned into packets.
@@ -88,7 +88,7 @@ fn js_to_int32(x: f64) -> i32 {
 }
 
 impl SliderDef {
-    /// The control's "i2c value" for display value `value` (§4.2):
+    /// The control's "i2c value" for display value `value`:
     /// `int32_trunc(v·scale − offset) << shift`, using the fine-steps mapping if `fine`.
     pub fn i2c_value(&self, value: f64, fine: bool) -> Result<u32, ControlError> {
         let (mut min, mut max) = (self.min, self.max);
@@ -189,7 +189,7 @@ pub fn start_value(def: &ControlDef) -> ControlValue {
     }
 }
 
-/// The SERDES mode packets (§5.7), deserializer first: `[C0 1F 10] [B0 05 20]` for the
+/// The SERDES mode packets, deserializer first: `[C0 1F 10] [B0 05 20]` for the
 /// 12-bit low-frequency mode (pixel clock ≤ 50 MHz), `[C0 1F 11] [B0 05 21]` for 10-bit
 /// high-frequency.
 pub fn serdes_mode_packets(high_frequency: bool) -> Result<[KeyedPacket; 2], PacketError> {
@@ -231,7 +231,7 @@ pub enum ConnectStep {
     },
 }
 
-/// The connect (and reconnect) ritual of §5.7: clear, SERDES mode, wait, negotiate the
+/// The connect (and reconnect) ritual (docs/miniscope.md): clear, SERDES mode, wait, negotiate the
 /// format, init list, wait, then **every** control's value — `values` where it names the
 /// control, else the catalog start value. Unlike the official app, behavd re-sends the
 /// control values on reconnect too, so a headstage that rebooted gets its settings back.
@@ -271,7 +271,7 @@ pub fn connect_sequence(
 }
 
 /// The packets that turn every LED of the device off (its LED controls at 0 %), for
-/// shutdown (§16.8: `20 01 FF` and `58 00 72 FF` on a V4).
+/// shutdown (`20 01 FF` and `58 00 72 FF` on a V4).
 pub fn leds_off_packets(device: &DeviceEntry) -> Result<Vec<KeyedPacket>, ControlError> {
     let mut out = Vec::new();
     for def in &device.control_settings {

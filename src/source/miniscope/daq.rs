@@ -1,5 +1,5 @@
-//! An emulator of the Miniscope DAQ's control side (reference `miniscope-daq.md` §5.1,
-//! §5.3, §6), behind the same [`UvcControl`] trait as the real device.
+//! An emulator of the Miniscope DAQ's control side (docs/miniscope.md), behind the same
+//! [`UvcControl`] trait as the real device.
 //!
 //! What it does, as the firmware does:
 //! * CONTRAST stores packet bytes 0–1 and restarts assembly; GAMMA stores bytes 2–3 and

@@ -1,4 +1,4 @@
-//! The per-frame read-backs from the DAQ (reference `miniscope-daq.md` §6, §16.5): which
+//! The per-frame read-backs from the DAQ (docs/miniscope.md): which
 //! controls to read, in which order, through [`UvcControl`]; and the firmware ABI query.
 //!
 //! [`Readback::read_frame`] does not allocate when the reads succeed (an error carries a

@@ -1,6 +1,6 @@
 //! Finding Miniscope DAQs among the V4L2 devices (USB 04b4:00f9, or 00f8 when enumerated on
 //! USB 2) and asking their firmware ABI (SATURATION = 0x0002, then HUE answers 2 on ABI-2
-//! firmware; reference §6.4). For `behavd devices`.
+//! firmware; docs/miniscope.md). For `behavd devices`.
 
 use std::path::Path;
 use std::time::Duration;

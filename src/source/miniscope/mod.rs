@@ -2,9 +2,9 @@
 //! controls), the device catalog, the control writer, the host-side read-backs, and an
 //! emulator of the DAQ firmware behind the same control trait as the real device.
 //!
-//! Implemented from the protocol facts in `shared/reference/miniscope-daq.md` (sections
-//! cited as §n); see `docs/miniscope.md`. The V4L2/UVC backend that opens a real DAQ is not
-//! here yet: it implements [`UvcControl`] and uses these pieces.
+//! Implemented from the protocol facts written down in `docs/miniscope.md` (which lists the
+//! public sources). [`v4l2_uvc`] implements [`UvcControl`] over uvcvideo and [`source`] ties
+//! these pieces to the frame stream.
 //!
 //! * [`packet`]: I2C packets ↔ the three control words.
 //! * [`catalog`]: device entries; [`send_command`]: the `sendCommand` schema.
@@ -55,7 +55,7 @@ pub use uvc::{CtSelector, PuSelector, UvcControl, UvcError};
 pub use v4l2_uvc::V4l2Uvc;
 pub use writer::{ControlWriter, Wake, WriterConfig, WriterError};
 
-/// Slots in the DAQ firmware's packet ring (§5.3). It has no overflow check: with 64
+/// Slots in the DAQ firmware's packet ring. It has no overflow check: with 64
 /// packets committed between two ends of frame the ring looks empty again.
 pub const DAQ_QUEUE_SLOTS: usize = 64;
 

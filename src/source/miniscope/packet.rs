@@ -1,5 +1,5 @@
 //! I2C packets and their tunnelling through three 16-bit UVC control words
-//! (reference `miniscope-daq.md` §5.2, firmware side §5.3).
+//! (docs/miniscope.md, "Packets and words" and "What the firmware does").
 //!
 //! A packet is `[address, b1, …]`, 1 to 6 bytes, the address being the 8-bit *write*
 //! address (R/W bit 0). It is packed into a 48-bit little-endian integer whose three 16-bit
@@ -196,7 +196,7 @@ impl ControlWords {
     }
 }
 
-/// Identity of a pending write for last-write-wins coalescing (reference §4.1): the packet's
+/// Identity of a pending write for last-write-wins coalescing (docs/miniscope.md): the packet's
 /// constant bytes, with the bytes that carry the control value masked out. Two packets
 /// with the same key write the same register(s) of the same device; the later one makes
 /// the earlier one pointless.
@@ -265,7 +265,7 @@ mod tests {
         (w.contrast, w.gamma, w.sharpness)
     }
 
-    /// The four test vectors of reference §5.2 (QT2's unit tests), both directions.
+    /// The four test vectors of docs/miniscope.md (QT2's unit tests), both directions.
     #[test]
     fn pack_matches_the_reference_test_vectors() {
         type Words = (u16, u16, u16);

@@ -1,4 +1,4 @@
-//! Decoding the DAQ's read-backs on the host (reference `miniscope-daq.md` §6): the 16-bit
+//! Decoding the DAQ's read-backs on the host (docs/miniscope.md): the 16-bit
 //! frame counter unwrapped with drop detection, the BNO055 quaternion with its norm filter,
 //! and the trigger input with edge detection. Plain integers and fixed arrays only: nothing
 //! here allocates. [`super::frame_reads`] does the per-frame control reads.

@@ -15,7 +15,7 @@
 //! No sleeping and no clock of its own: every call gets `now_ns`, so tests drive it on a
 //! simulated clock against [`super::DaqEmulator`].
 //!
-//! Reboot detection (reference §16.4): a headstage that resets silently comes back with its
+//! Reboot detection (docs/miniscope.md): a headstage that resets silently comes back with its
 //! start-up settings (LED off, default gain, 30 fps) while the DAQ keeps streaming. Two signs
 //! are watched: the BNO quaternion turning invalid for [`IMU_BAD_FRAMES_FOR_REBOOT`] frames
 //! in a row after it had been valid, and the DAQ frame counter advancing more than 1.3× the

@@ -1,4 +1,4 @@
-//! The JSON `sendCommand` schema (reference `miniscope-daq.md` §4.1) and its rendering into
+//! The JSON `sendCommand` schema (docs/miniscope.md) and its rendering into
 //! an I2C packet for a control value.
 //!
 //! A command is `addressW`, `regLength` + `reg0..`, `dataLength` + `data0..`; each scalar is
@@ -96,7 +96,7 @@ impl Scalar {
     }
 }
 
-/// Which part of a control's "i2c value" a placeholder byte takes (§4.1).
+/// Which part of a control's "i2c value" a placeholder byte takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValuePart {
     /// `valueH24`: bits 31..24 of the value.

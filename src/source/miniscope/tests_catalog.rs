@@ -1,5 +1,5 @@
 //! The catalog: the embedded data parses and is faithful to the reference; the sendCommand
-//! schema's scalar forms and placeholders; the control-value conversions of §4.2.
+//! schema's scalar forms and placeholders; the control-value conversions (docs/miniscope.md).
 
 use super::catalog::{Catalog, CatalogError, ControlDef};
 use super::controls::{ControlError, ControlValue, control_packets, leds_off_packets};
@@ -169,7 +169,7 @@ fn catalog_errors_name_the_device_and_control() {
     assert!(err.contains("isColour"), "{err}");
 }
 
-/// §4.2: QML truncation (LED 50 % → 127, where rounding would give 128), fine steps, the
+/// docs/miniscope.md: QML truncation (LED 50 % → 127, where rounding would give 128), fine steps, the
 /// EWL offset, the V3 DAC shift, the MiniCAM LED scale, ranges and choices.
 #[test]
 fn control_values_convert_as_the_official_app_does() {

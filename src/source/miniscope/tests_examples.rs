@@ -1,5 +1,5 @@
-//! Every worked example of reference §5.6 and the V4_BNO init sequence of §5.7, from the
-//! control value to the three words, and through the writer and the DAQ emulator to the
+//! Every worked example of the packing and the V4_BNO init sequence (docs/miniscope.md), from
+//! the control value to the three words, and through the writer and the DAQ emulator to the
 //! I2C writes performed at the next end of frame.
 
 use super::controls::{ConnectStep, ControlValue, connect_sequence, serdes_mode_packets};
@@ -246,7 +246,7 @@ fn led_50_percent_is_two_writes_at_the_next_frame() {
     );
 }
 
-/// §5.7 for Miniscope_V4_BNO: SERDES 12-bit LF, the 11 init packets with the table's words,
+/// docs/miniscope.md for Miniscope_V4_BNO: SERDES 12-bit LF, the 11 init packets with the table's words,
 /// then every control's value (gain, frameRate, led0, ewl).
 #[test]
 fn v4_bno_connect_sequence_is_exactly_the_reference_ritual() {

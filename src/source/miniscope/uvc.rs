@@ -2,7 +2,7 @@
 //! Camera-Terminal selectors it repurposes, and the [`UvcControl`] trait through which the
 //! control writer and the read-back reach either real hardware or the emulator.
 //!
-//! Facts (reference `miniscope-daq.md` §2.1, §5.1): PU controls live on unit 2 of
+//! Facts (docs/miniscope.md): PU controls live on unit 2 of
 //! VideoControl interface 0, are 2 bytes long and little-endian; the CT read-backs
 //! (frame counter, atomic quaternion) need firmware ABI ≥ 2.
 
@@ -27,7 +27,7 @@ pub const DAQ_PRODUCT_ID_SUPERSPEED: u16 = 0x00F9;
 /// USB product id of the DAQ enumerated on a High-Speed (USB2) link.
 pub const DAQ_PRODUCT_ID_HIGHSPEED: u16 = 0x00F8;
 
-/// A UVC Processing-Unit control as the DAQ firmware uses it (reference §5.1).
+/// A UVC Processing-Unit control as the DAQ firmware uses it (docs/miniscope.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PuSelector {
     /// 0x02. Read: BNO quaternion z.
@@ -87,7 +87,7 @@ impl PuSelector {
     }
 }
 
-/// A Camera-Terminal control the DAQ answers (firmware ABI ≥ 2, reference §5.1).
+/// A Camera-Terminal control the DAQ answers (firmware ABI ≥ 2, docs/miniscope.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CtSelector {
     /// 0x04, 4 bytes: frame counter low 16 bits (LE) in bytes 0–1, bytes 2–3 zero.

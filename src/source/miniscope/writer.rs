@@ -1,12 +1,12 @@
 //! The control writer: queues I2C packets for the DAQ and writes them as CONTRAST → GAMMA →
-//! SHARPNESS SET_CURs, one word per call, a settle delay after each (§5.2, §16.3).
+//! SHARPNESS SET_CURs, one word per call, a settle delay after each.
 //!
-//! * **Coalescing** (§4.1): a packet whose [`CoalesceKey`] matches a packet still waiting
+//! * **Coalescing**: a packet whose [`CoalesceKey`] matches a packet still waiting
 //!   replaces it in place — last write wins, first-queued order is kept.
 //! * **Settle**: after every SET_CUR the writer waits `settle_ns` (default 200 µs; the FX3
 //!   control endpoint loses a write that follows the previous one too closely).
 //! * **Queue bound**: the DAQ keeps committed packets in a 64-slot ring without an overflow
-//!   check and runs them only at end of frame (§5.3), so the writer commits at most
+//!   check and runs them only at end of frame, so the writer commits at most
 //!   `max_packets_per_frame` packets between two [`ControlWriter::end_of_frame`] calls.
 //!
 //! The writer never sleeps: [`ControlWriter::poll`] is handed the current monotonic time,

@@ -10,7 +10,7 @@
 //! `free_run`). Each tick is the DAQ's end of frame: [`DaqEmulator::end_of_frame`] counts
 //! the frame and runs the queued I2C packets; the frame, carrying the new counter, then
 //! goes into a small FIFO for transmission unless it is skipped on purpose or the FIFO is
-//! full (the DAQ has no flow control, §2.2). Bulk IN URBs are answered from the FIFO, one
+//! full (the DAQ has no flow control, docs/miniscope.md). Bulk IN URBs are answered from the FIFO, one
 //! payload per URB.
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
