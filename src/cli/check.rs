@@ -140,7 +140,7 @@ fn print_rig(loaded: &LoadedConfig, plan: Option<&ClosedLoopPlan>, budget: &Pool
         println!("closed loop:");
         for p in &plan.producers {
             println!(
-                "  {:<14} {} on {}: {} values ({})",
+                "  {:<14} {}, reading {}: {} values ({})",
                 p.name,
                 p.description,
                 feed(plan, &p.feed),

@@ -273,11 +273,7 @@ impl LoadedConfig {
                 });
             }
         };
-        let text = match text::decode(bytes, &origin) {
-            Ok(t) => t,
-            Err(e) => return Review::failed(e),
-        };
-        let mut review = Self::review_str(&text, &origin);
+        let mut review = Self::review_bytes(bytes, &origin);
         if let Some(loaded) = &mut review.loaded {
             loaded.base_dir = path
                 .parent()
@@ -286,6 +282,14 @@ impl LoadedConfig {
                 .unwrap_or_else(|| PathBuf::from("."));
         }
         review
+    }
+
+    /// Decodes (UTF-8), parses and validates config bytes, collecting every problem.
+    pub fn review_bytes(bytes: Vec<u8>, origin: &str) -> Review {
+        match text::decode(bytes, origin) {
+            Ok(text) => Self::review_str(&text, origin),
+            Err(e) => Review::failed(e),
+        }
     }
 
     /// The demo rig embedded in the binary.
