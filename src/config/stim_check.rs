@@ -72,7 +72,7 @@ pub(super) fn check(config: &RigConfig, p: &mut Problems) {
         let channels = channel_count(o);
         if t.channel as usize >= channels {
             let how = if o.pins.is_empty() {
-                format!("without `pins` it has channels 0 and 1")
+                "without `pins` it has channels 0 and 1".to_string()
             } else {
                 format!("its pins = {:?} give channels 0–{}", o.pins, channels - 1)
             };

@@ -326,3 +326,17 @@ fn syntax_errors_name_the_key_or_the_line_never_a_dot() {
         }
     }
 }
+
+#[test]
+fn a_fifo_or_directory_as_config_path_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("rig.toml");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only creates the node.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    // Opening a FIFO for reading would block until a writer came: it is never opened.
+    let err = LoadedConfig::from_file(&fifo).unwrap_err().to_string();
+    assert!(err.contains("FIFO"), "{err}");
+    let err = LoadedConfig::from_file(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("a directory"), "{err}");
+}
