@@ -360,3 +360,30 @@ fn cr_only_line_endings_and_non_utf8_name_the_line() {
         "{err}"
     );
 }
+
+#[test]
+fn a_port_that_does_not_exist_is_a_located_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = demo_variant(
+        dir.path(),
+        "port.toml",
+        &[("port = \"emulated\"", "port = \"/dev/ttyNOPE0\"")],
+    );
+    let (code, text, err) = check(&path, false);
+    assert_eq!(code, Some(0), "a port may be plugged in later: {err}");
+    assert!(
+        err.contains("warning: ")
+            && err.contains("key `output[0].port`")
+            && err.contains("/dev/ttyNOPE0 does not exist now"),
+        "{err}"
+    );
+    assert!(
+        text.contains("port /dev/ttyNOPE0, behavd protocol"),
+        "{text}"
+    );
+    let (code, out, _) = check(&path, true);
+    assert_eq!(code, Some(0));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["warnings"][0]["key"], "output[0].port");
+    assert!(v["warnings"][0]["line"].as_u64().unwrap() > 1);
+}
