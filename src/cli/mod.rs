@@ -2,6 +2,7 @@
 
 mod bench;
 mod check;
+mod check_words;
 mod devices;
 mod inspect;
 mod predict;
@@ -47,6 +48,10 @@ enum Command {
         /// Rig config (TOML).
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
+        /// Print the result as JSON on stdout (ok, located errors, warnings, streams, models,
+        /// rules, outputs with their limits).
+        #[arg(long)]
+        json: bool,
     },
     /// Measure this machine: synthetic frame cost, ring handoff latency, recorder throughput
     /// per compression setting (p50/p99/max, MB/s).
@@ -108,7 +113,7 @@ pub fn main() -> ExitCode {
             output,
             json,
         } => run::run(config.as_deref(), duration, output, json),
-        Command::Check { config } => check::check(&config),
+        Command::Check { config, json } => check::check(&config, json),
         Command::Inspect { file, json } => inspect::inspect(&file, json),
         Command::Devices { json } => devices::devices(json),
         Command::Bench {

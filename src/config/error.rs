@@ -27,6 +27,19 @@ pub enum ConfigError {
         /// The nearest valid key or value, for typos.
         suggestion: Option<String>,
     },
+    /// The text itself is unusable at a place no key can be named for: bytes that are not
+    /// UTF-8, a carriage return without a line feed, a TOML syntax error outside any key.
+    #[error("{file}:{line}:{column}: {reason}")]
+    Text {
+        /// Config file path.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong, naming the line's text where that helps.
+        reason: String,
+    },
     /// The values parse but make no sense together.
     #[error("{file}:{line}:{column}: key `{key}`: {reason}")]
     Invalid {
@@ -41,6 +54,48 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+}
+
+impl ConfigError {
+    /// The config file (or origin) the error is about.
+    pub fn file(&self) -> &str {
+        match self {
+            ConfigError::Io { file, .. }
+            | ConfigError::Parse { file, .. }
+            | ConfigError::Text { file, .. }
+            | ConfigError::Invalid { file, .. } => file,
+        }
+    }
+
+    /// 1-based (line, column), when the error has a place in the text.
+    pub fn position(&self) -> Option<(usize, usize)> {
+        match self {
+            ConfigError::Io { .. } => None,
+            ConfigError::Parse { line, column, .. }
+            | ConfigError::Text { line, column, .. }
+            | ConfigError::Invalid { line, column, .. } => Some((*line, *column)),
+        }
+    }
+
+    /// The dotted key the error concerns, when there is one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Parse { key, .. } | ConfigError::Invalid { key, .. } => Some(key),
+            ConfigError::Io { .. } | ConfigError::Text { .. } => None,
+        }
+    }
+
+    /// What is wrong, without the location (the suggestion included).
+    pub fn reason(&self) -> String {
+        match self {
+            ConfigError::Parse {
+                reason, suggestion, ..
+            } => format!("{reason}{}", suggestion_text(suggestion)),
+            ConfigError::Io { reason, .. }
+            | ConfigError::Text { reason, .. }
+            | ConfigError::Invalid { reason, .. } => reason.clone(),
+        }
+    }
 }
 
 fn suggestion_text(suggestion: &Option<String>) -> String {
@@ -74,6 +129,27 @@ pub(super) fn from_toml(
         Some(name) if !key.ends_with(name) => format!("{key}.{name}"),
         _ => key,
     };
+    let reason = super::text::reason_in_words(&reason);
+    if key == "." || key.is_empty() {
+        // A syntax error: serde never reached a key. Name the key written on the line, or
+        // the line itself.
+        return match super::text::key_on_line(text, line) {
+            Some(key) => ConfigError::Parse {
+                file: origin.to_string(),
+                line,
+                column,
+                key,
+                reason,
+                suggestion: None,
+            },
+            None => ConfigError::Text {
+                file: origin.to_string(),
+                line,
+                column,
+                reason: format!("{reason} (in {})", super::text::describe_line(text, line)),
+            },
+        };
+    }
     ConfigError::Parse {
         file: origin.to_string(),
         line,

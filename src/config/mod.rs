@@ -5,14 +5,20 @@
 
 mod error;
 mod locate;
+pub mod memory;
 pub mod miniscope;
 pub mod model;
+pub mod names;
 pub mod output;
+pub mod ranges;
 mod reparse;
 pub mod rule;
 pub mod signal;
 pub mod source;
+pub mod stim_check;
+mod text;
 pub mod v4l2;
+mod validate;
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +30,7 @@ pub use output::OutputConfig;
 pub use rule::RuleConfig;
 pub use signal::SignalConfig;
 pub use source::SourceConfig;
+pub use validate::ConfigWarning;
 
 /// The demo rig shipped inside the binary (`config/demo.toml`).
 pub const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
@@ -53,8 +60,7 @@ pub struct RigConfig {
     /// Closed-loop rules.
     #[serde(default)]
     pub rule: Vec<RuleConfig>,
-    /// Stimulators the rules' triggers go to. A rule naming an output that is not here is
-    /// logged and recorded without being sent anywhere.
+    /// Stimulators the rules' triggers go to. Every rule's `trigger.output` must name one.
     #[serde(default)]
     pub output: Vec<OutputConfig>,
 }
@@ -218,20 +224,72 @@ pub struct LoadedConfig {
     pub base_dir: PathBuf,
 }
 
+/// Everything found in a config: the problems (errors in file order), the warnings, and the
+/// config itself when there is no error.
+#[derive(Debug)]
+pub struct Review {
+    /// The config, when it has no error.
+    pub loaded: Option<LoadedConfig>,
+    /// Every error found, each located (file, line, column, key where there is one).
+    pub errors: Vec<ConfigError>,
+    /// Things to look at that do not stop the config from being used.
+    pub warnings: Vec<ConfigWarning>,
+}
+
+impl Review {
+    fn failed(error: ConfigError) -> Self {
+        Self {
+            loaded: None,
+            errors: vec![error],
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The config, or its first error.
+    pub fn into_result(self) -> Result<LoadedConfig, ConfigError> {
+        match (self.loaded, self.errors.into_iter().next()) {
+            (Some(loaded), None) => Ok(loaded),
+            (_, Some(e)) => Err(e),
+            (None, None) => unreachable!("a review without a config has an error"),
+        }
+    }
+}
+
 impl LoadedConfig {
     /// Reads, parses and validates a config file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
-            file: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        let mut loaded = Self::from_str(&text, &path.display().to_string())?;
-        loaded.base_dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
-        Ok(loaded)
+        Self::review_file(path).into_result()
+    }
+
+    /// Reads, parses and validates a config file, collecting every problem.
+    pub fn review_file(path: &Path) -> Review {
+        let origin = path.display().to_string();
+        let bytes = match read_config_file(path) {
+            Ok(b) => b,
+            Err(reason) => {
+                return Review::failed(ConfigError::Io {
+                    file: origin,
+                    reason,
+                });
+            }
+        };
+        let mut review = Self::review_bytes(bytes, &origin);
+        if let Some(loaded) = &mut review.loaded {
+            loaded.base_dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."));
+        }
+        review
+    }
+
+    /// Decodes (UTF-8), parses and validates config bytes, collecting every problem.
+    pub fn review_bytes(bytes: Vec<u8>, origin: &str) -> Review {
+        match text::decode(bytes, origin) {
+            Ok(text) => Self::review_str(&text, origin),
+            Err(e) => Review::failed(e),
+        }
     }
 
     /// The demo rig embedded in the binary.
@@ -244,17 +302,60 @@ impl LoadedConfig {
 
     /// Parses and validates config text; `origin` names it in errors.
     pub fn from_str(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let deserializer = toml::Deserializer::new(text);
-        let config: RigConfig = serde_path_to_error::deserialize(deserializer)
-            .map_err(|e| error::from_toml(e, text, origin))?;
-        config.validate(text, origin)?;
-        Ok(Self {
-            config,
-            text: text.to_string(),
-            origin: origin.to_string(),
-            base_dir: PathBuf::from("."),
-        })
+        Self::review_str(text, origin).into_result()
     }
+
+    /// Parses and validates config text, collecting every problem.
+    pub fn review_str(text: &str, origin: &str) -> Review {
+        if let Err(e) = text::precheck(text, origin) {
+            return Review::failed(e);
+        }
+        let deserializer = toml::Deserializer::new(text);
+        let config: RigConfig = match serde_path_to_error::deserialize(deserializer) {
+            Ok(c) => c,
+            Err(e) => return Review::failed(error::from_toml(e, text, origin)),
+        };
+        let (errors, warnings) = config.review(text, origin);
+        Review {
+            loaded: errors.is_empty().then(|| Self {
+                config,
+                text: text.to_string(),
+                origin: origin.to_string(),
+                base_dir: PathBuf::from("."),
+            }),
+            errors,
+            warnings,
+        }
+    }
+}
+
+/// The bytes of a config file: a regular file of at most [`text::MAX_CONFIG_BYTES`] (a FIFO,
+/// directory or device is refused before it is opened, so reading never blocks).
+fn read_config_file(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a directory"
+        } else if meta.file_type().is_symlink() {
+            "a link"
+        } else {
+            "not a regular file (a FIFO, socket or device)"
+        };
+        return Err(format!("it is {what}; give the path of a TOML file"));
+    }
+    let limit = text::MAX_CONFIG_BYTES as u64;
+    if meta.len() > limit {
+        return Err(format!(
+            "it is {} bytes; a config is at most {limit}",
+            meta.len()
+        ));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+        .map_err(|e| e.to_string())?;
+    Ok(bytes)
 }
 
 /// The directory the built-in demo's relative paths (`../models/...`) are resolved against:
@@ -270,6 +371,18 @@ fn demo_base_dir() -> PathBuf {
 }
 
 impl LoadedConfig {
+    /// A warning about `key`, located in the text.
+    pub fn warning(&self, key: &str, message: String) -> ConfigWarning {
+        let (line, column) = locate::position_of_key(&self.text, key);
+        ConfigWarning {
+            file: self.origin.clone(),
+            line,
+            column,
+            key: key.to_string(),
+            message,
+        }
+    }
+
     /// An error about `key` (a dotted path such as `model[1].input.resize`) located in the text.
     pub fn invalid(&self, key: &str, reason: String) -> ConfigError {
         let (line, column) = locate::position_of_key(&self.text, key);
@@ -280,109 +393,6 @@ impl LoadedConfig {
             key: key.to_string(),
             reason,
         }
-    }
-}
-
-impl RigConfig {
-    fn validate(&self, text: &str, origin: &str) -> Result<(), ConfigError> {
-        let invalid = |path: String, reason: String| {
-            let (line, column) = locate::position_of_key(text, &path);
-            ConfigError::Invalid {
-                file: origin.to_string(),
-                line,
-                column,
-                key: path,
-                reason,
-            }
-        };
-        if self.source.is_empty() {
-            return Err(invalid(
-                "source".into(),
-                "the rig has no [[source]]; add at least one camera".into(),
-            ));
-        }
-        for (i, source) in self.source.iter().enumerate() {
-            let name = source.name();
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(invalid(
-                    format!("source[{i}].name"),
-                    format!(
-                        "`{name}` must be non-empty letters, digits or `_` (it names NWB objects)"
-                    ),
-                ));
-            }
-            if let Some(j) = self.source[..i].iter().position(|s| s.name() == name) {
-                return Err(invalid(
-                    format!("source[{i}].name"),
-                    format!("`{name}` is already the name of source[{j}]"),
-                ));
-            }
-            if let SourceConfig::Miniscope(m) = source
-                && let Some((key, reason)) = m.problem()
-            {
-                return Err(invalid(format!("source[{i}].{key}"), reason));
-            }
-            let fps = source.fps();
-            if !(fps > 0.0 && fps <= 1000.0) {
-                return Err(invalid(
-                    format!("source[{i}].fps"),
-                    format!("{fps} is not a frame rate between 0 and 1000"),
-                ));
-            }
-            let (w, h) = source.size();
-            if !(8..=8192).contains(&w) || !(8..=8192).contains(&h) {
-                return Err(invalid(
-                    format!("source[{i}].width"),
-                    format!("{w}x{h} is not a frame size between 8x8 and 8192x8192"),
-                ));
-            }
-            if let SourceConfig::V4l2(v) = source
-                && let Some((key, reason)) = v.problem()
-            {
-                return Err(invalid(format!("source[{i}].{key}"), reason));
-            }
-            if let Some(Compression::Gzip { level }) = source.compression()
-                && !(1..=9).contains(level)
-            {
-                return Err(invalid(
-                    format!("source[{i}].compression.level"),
-                    format!("{level} is not a gzip level 1–9"),
-                ));
-            }
-        }
-        if let Compression::Gzip { level } = self.recording.compression
-            && !(1..=9).contains(&level)
-        {
-            return Err(invalid(
-                "recording.compression.level".into(),
-                format!("{level} is not a gzip level 1–9"),
-            ));
-        }
-        if !(self.recording.flush_interval_s > 0.0 && self.recording.flush_interval_s <= 60.0) {
-            return Err(invalid(
-                "recording.flush_interval_s".into(),
-                "must be between 0 and 60 seconds".into(),
-            ));
-        }
-        if !(self.recording.ring_seconds >= 0.1 && self.recording.ring_seconds <= 120.0) {
-            return Err(invalid(
-                "recording.ring_seconds".into(),
-                "must be between 0.1 and 120 seconds".into(),
-            ));
-        }
-        if self.recording.compress_threads > 64 {
-            return Err(invalid(
-                "recording.compress_threads".into(),
-                "must be 0–64".into(),
-            ));
-        }
-        if !["M", "F", "U", "O"].contains(&self.session.subject.sex.as_str()) {
-            return Err(invalid(
-                "session.subject.sex".into(),
-                format!("`{}` must be one of M, F, U, O", self.session.subject.sex),
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -440,3 +450,5 @@ fn default_ring_seconds() -> f64 {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_limits;

@@ -40,8 +40,12 @@ impl RoiSignals {
             let start = pixels.len() as u32;
             let (w, h) = (geometry.width as i64, geometry.height as i64);
             let r = roi.radius;
-            for y in (roi.y - r).floor() as i64..=(roi.y + r).ceil() as i64 {
-                for x in (roi.x - r).floor() as i64..=(roi.x + r).ceil() as i64 {
+            // Only the part of the disc's box inside the frame is scanned, so the cost is
+            // bounded by the frame whatever the radius.
+            let ys = ((roi.y - r).floor() as i64).max(0)..=((roi.y + r).ceil() as i64).min(h - 1);
+            let xs = ((roi.x - r).floor() as i64).max(0)..=((roi.x + r).ceil() as i64).min(w - 1);
+            for y in ys {
+                for x in xs.clone() {
                     let inside = (x as f32 - roi.x).powi(2) + (y as f32 - roi.y).powi(2) <= r * r;
                     if inside && (0..w).contains(&x) && (0..h).contains(&y) {
                         pixels.push((y * w + x) as u32);
@@ -125,6 +129,16 @@ mod tests {
         height: 10,
         format: PixelFormat::Gray8,
     };
+
+    #[test]
+    fn a_huge_disc_costs_no_more_than_the_frame() {
+        // Before the scan was clipped to the frame, this disc meant ~4e18 pixel tests (a hang).
+        let s = RoiSignals::new(&config(5.0, 5.0, 1e9), G).unwrap();
+        assert_eq!(
+            s.ranges[0].1, 200,
+            "every pixel of the 20x10 frame is inside"
+        );
+    }
 
     #[test]
     fn a_step_in_brightness_shows_as_dff_that_decays_as_the_baseline_follows() {

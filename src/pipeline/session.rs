@@ -16,8 +16,6 @@ use crate::config::LoadedConfig;
 use crate::record::{Recorder, RecorderSetup, StreamSetup, finalize};
 use crate::stats::{DropCause, StatsSnapshot, StreamStats};
 
-/// Frame slots beyond the recorder ring: one being filled, a few in compression.
-const EXTRA_POOL_SLOTS: usize = 24;
 /// Gap records a stream may queue before the recorder picks them up.
 const GAP_RING: usize = 1024;
 
@@ -80,6 +78,10 @@ impl RunningSession {
     /// Creates the session file and starts the recorder and every capture thread.
     pub fn start(loaded: &LoadedConfig, options: &RunOptions) -> Result<Self> {
         let config = &loaded.config;
+        // The frame pools' memory, against the machine's, before anything is allocated.
+        crate::config::memory::PoolBudget::of(config)
+            .check()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", loaded.origin))?;
         let output_dir = options
             .output_dir
             .clone()
@@ -108,12 +110,12 @@ impl RunningSession {
             let source = super::build_source(source_config)
                 .with_context(|| format!("source `{}`", source_config.name()))?;
             let info = source.info().clone();
-            let ring_frames = (config.recording.ring_seconds * info.nominal_fps).ceil() as usize;
-            let ring_frames = ring_frames.max(4);
+            let ring_frames =
+                crate::config::memory::ring_frames(config.recording.ring_seconds, info.nominal_fps);
             // Each latest-wins consumer may hold two slots: one waiting, one being processed.
             let consumers = plan.frame_consumers(&info.name);
             let pool = crate::frame::FramePool::new(
-                ring_frames + EXTRA_POOL_SLOTS + 2 * consumers,
+                crate::config::memory::pool_slots(ring_frames, consumers),
                 info.geometry.frame_bytes(),
             );
             let stream_mailboxes = ClosedLoop::mailboxes_for(&plan, &info.name, &pool);

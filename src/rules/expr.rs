@@ -32,6 +32,45 @@ pub const MAX_STACK: usize = 32;
 /// Deepest nesting of the parsed tree accepted (keeps compilation's recursion bounded).
 const MAX_NESTING: usize = 128;
 
+/// Longest expression text accepted, in bytes (checked before parsing).
+pub const MAX_TEXT: usize = 1024;
+
+/// Deepest nesting of parentheses accepted (checked before parsing, so evalexpr's recursive
+/// parser never sees a text nested deeper than this).
+pub const MAX_PARENS: usize = 32;
+
+/// Refuses a text too long or too deeply parenthesised to hand to the parser: a rule nested
+/// 100 000 deep would overflow the stack inside evalexpr.
+pub fn check_text(text: &str) -> Result<(), ExprError> {
+    if text.len() > MAX_TEXT {
+        return Err(ExprError::TooLong { len: text.len() });
+    }
+    let mut depth = 0usize;
+    let mut deepest = 0usize;
+    let mut unary_run = 0usize;
+    for c in text.chars() {
+        match c {
+            '(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        // Runs of prefix operators (`!!!!x`, `- - -x`) nest like parentheses.
+        match c {
+            '!' | '-' => unary_run += 1,
+            c if c.is_whitespace() => {}
+            _ => unary_run = 0,
+        }
+        deepest = deepest.max(depth + unary_run);
+    }
+    if deepest > MAX_PARENS {
+        return Err(ExprError::NestedTooDeep { depth: deepest });
+    }
+    Ok(())
+}
+
 /// Why an expression could not be compiled.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum ExprError {
@@ -81,6 +120,18 @@ pub enum ExprError {
     /// The whole expression is a number where a condition is needed.
     #[error("must be a condition (e.g. `x > 0.5`), but it computes a number")]
     NotCondition,
+    /// The text is longer than [`MAX_TEXT`].
+    #[error("is {len} bytes long; a rule expression is at most {MAX_TEXT}")]
+    TooLong {
+        /// Bytes in the text.
+        len: usize,
+    },
+    /// Parentheses (or prefix operators) nested deeper than [`MAX_PARENS`].
+    #[error("nests {depth} levels deep; at most {MAX_PARENS} are allowed")]
+    NestedTooDeep {
+        /// The nesting reached.
+        depth: usize,
+    },
     /// Too deeply nested for the fixed evaluation stack.
     #[error("too deeply nested (needs {needed} stack slots, at most {MAX_STACK})")]
     TooDeep {
@@ -166,6 +217,7 @@ impl Program {
         resolve: &dyn Fn(&str) -> Option<usize>,
         known: &[&str],
     ) -> Result<Program, ExprError> {
+        check_text(text)?;
         let tree =
             evalexpr::build_operator_tree(text).map_err(|e| ExprError::Parse(e.to_string()))?;
         let mut compiler = Compiler {

@@ -356,3 +356,48 @@ fn stack_depth_is_checked_at_compile_time() {
         }
     );
 }
+
+#[test]
+fn texts_too_long_or_too_deep_are_refused_before_parsing() {
+    // On a small stack, where a parser that recursed per level would overflow.
+    let verdicts = std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(|| {
+            let deep = |open: &str, close: &str, n: usize| {
+                format!(
+                    "{}behavior.grooming > 0.5{}",
+                    open.repeat(n),
+                    close.repeat(n)
+                )
+            };
+            [
+                compile(&deep("(", ")", 100_000)),
+                compile(&deep("!", "", 100_000)),
+                compile(&deep("!(", ")", 300)),
+                compile(&deep("(", ")", 33)),
+                compile(&deep("- ", "", 40).replace("> 0.5", "")),
+                compile(&deep("(", ")", 30)),
+            ]
+        })
+        .unwrap()
+        .join()
+        .expect("no stack overflow");
+    assert!(matches!(verdicts[0], Err(ExprError::TooLong { len }) if len > 1024));
+    assert!(matches!(verdicts[1], Err(ExprError::TooLong { .. })));
+    assert!(
+        matches!(verdicts[2], Err(ExprError::NestedTooDeep { depth: 300 })),
+        "{:?}",
+        verdicts[2]
+    );
+    assert!(matches!(
+        verdicts[3],
+        Err(ExprError::NestedTooDeep { depth: 33 })
+    ));
+    assert!(
+        matches!(verdicts[4], Err(ExprError::NestedTooDeep { depth: 40 })),
+        "{:?}",
+        verdicts[4]
+    );
+    assert!(verdicts[5].is_ok(), "30 levels are fine: {:?}", verdicts[5]);
+    assert!(super::expr::check_text("a - b - c - d > 1 && !(x > 2)").is_ok());
+}
