@@ -229,6 +229,10 @@ impl RunningSession {
     /// Stops the sources, drains the rings, closes and finalizes the file.
     pub fn stop(self, reason: &str) -> Result<SessionSummary> {
         self.stop.store(true, Ordering::Relaxed);
+        // A capture thread asleep in its source (pacing, a reconnection backoff) wakes now.
+        for capture in &self.captures {
+            capture.thread().unpark();
+        }
         let duration_s = self.clock.seconds(monotonic_ns());
         let ends: Vec<CaptureEnd> = self
             .captures
