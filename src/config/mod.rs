@@ -221,10 +221,13 @@ pub struct LoadedConfig {
 impl LoadedConfig {
     /// Reads, parses and validates a config file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
-            file: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let text =
+            crate::fsutil::read_regular_file_to_string(path, "config file").map_err(|e| {
+                ConfigError::Io {
+                    file: path.display().to_string(),
+                    reason: e.problem.to_string(),
+                }
+            })?;
         let mut loaded = Self::from_str(&text, &path.display().to_string())?;
         loaded.base_dir = path
             .parent()
