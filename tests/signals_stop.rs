@@ -21,6 +21,8 @@ use std::os::unix::process::ExitStatusExt;
 struct Running {
     child: Child,
     stderr: Arc<Mutex<String>>,
+    /// Reads stderr until the process closes it.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Running {
@@ -35,14 +37,18 @@ impl Running {
         let stderr = Arc::new(Mutex::new(String::new()));
         let pipe = child.stderr.take().unwrap();
         let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                 let mut s = sink.lock().unwrap();
                 s.push_str(&line);
                 s.push('\n');
             }
         });
-        Self { child, stderr }
+        Self {
+            child,
+            stderr,
+            reader: Some(reader),
+        }
     }
 
     fn stderr(&self) -> String {
@@ -78,9 +84,12 @@ impl Running {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the reader thread take the last lines.
-                std::thread::sleep(Duration::from_millis(50));
-                return (status, start.elapsed());
+                let took = start.elapsed();
+                // The reader ends at the end of stderr: every line is in by then.
+                if let Some(reader) = self.reader.take() {
+                    reader.join().unwrap();
+                }
+                return (status, took);
             }
             if start.elapsed() > limit {
                 let _ = self.child.kill();
