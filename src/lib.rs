@@ -6,9 +6,11 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod cleanup;
 pub mod clock;
 pub mod config;
 pub mod frame;
+pub mod fsutil;
 pub mod infer;
 pub mod pipeline;
 pub mod record;

@@ -148,6 +148,7 @@ fn closed_loop_run(
 ) -> anyhow::Result<behavd::pipeline::SessionSummary> {
     let options = RunOptions {
         output_dir: Some(dir.to_path_buf()),
+        ..RunOptions::default()
     };
     let session = RunningSession::start(loaded, &options)?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(seconds);

@@ -8,6 +8,7 @@ mod inspect;
 mod predict;
 mod progress;
 mod run;
+mod signals;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -27,8 +28,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Record a session. Without --config, runs the built-in demo rig (a simulated Miniscope
-    /// and behavior camera filming one simulated mouse). Stop with Ctrl-C; the file is closed
-    /// cleanly (press Ctrl-C twice to abort at once).
+    /// and behavior camera filming one simulated mouse). Stop with Ctrl-C, SIGTERM or SIGHUP;
+    /// the file is closed cleanly (a second signal aborts at once, exit status 130).
     Run {
         /// Rig config (TOML). Default: the built-in demo rig (config/demo.toml).
         #[arg(short, long, value_name = "FILE")]
@@ -106,6 +107,11 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    // `run` keeps SIGPIPE ignored while it records (a closed stderr must not kill a session)
+    // and makes it quiet once the file is finalized.
+    if !matches!(cli.command, Command::Run { .. }) {
+        quiet_broken_pipe();
+    }
     let result = match cli.command {
         Command::Run {
             config,
@@ -136,6 +142,16 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Restores the default action of SIGPIPE (which the Rust runtime ignores): when whoever reads
+/// stdout goes away (`behavd inspect --json F | head`), behavd ends quietly, killed by SIGPIPE
+/// like `cat` or `head` (a shell shows status 141), instead of panicking on the failed write.
+fn quiet_broken_pipe() {
+    // SAFETY: setting a signal's disposition to its default; no handler is involved.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -4,12 +4,12 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use behavd::config::LoadedConfig;
-use behavd::pipeline::{RunOptions, RunningSession, SessionSummary};
+use behavd::pipeline::{RunOptions, RunningSession, SessionSummary, SetupInterrupted};
 use behavd::stats::DropCause;
 
 use super::progress::Progress;
@@ -31,8 +31,19 @@ pub fn run(
             "--duration must be a positive number of seconds, not {d}"
         );
     }
-    let stop = install_signal_handlers()?;
-    let session = RunningSession::start(&loaded, &RunOptions { output_dir: output })?;
+    let stop = super::signals::install()?;
+    let options = RunOptions {
+        output_dir: output,
+        cancel: Some(Arc::clone(&stop)),
+    };
+    let session = match RunningSession::start(&loaded, &options) {
+        Ok(session) => session,
+        Err(e) if e.downcast_ref::<SetupInterrupted>().is_some() => {
+            eprintln!("behavd: {e}");
+            return Ok(ExitCode::from(SETUP_INTERRUPTED_STATUS));
+        }
+        Err(e) => return Err(e),
+    };
     let interactive = std::io::stderr().is_terminal() && !json;
     let mut progress = Progress::new(loaded.config.source.len());
     let started = Instant::now();
@@ -70,6 +81,9 @@ pub fn run(
     let summary = session
         .stop(&reason)
         .context("session did not close cleanly")?;
+    // The file is finalized: from here on a closed stdout (`behavd run | true`) ends the
+    // process quietly, as it does for the other subcommands (see `super::quiet_broken_pipe`).
+    super::quiet_broken_pipe();
     if json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -83,18 +97,8 @@ pub fn run(
     })
 }
 
-/// SIGINT/SIGTERM set the returned flag; a second SIGINT or SIGTERM exits at once.
-fn install_signal_handlers() -> anyhow::Result<Arc<AtomicBool>> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [SIGINT, SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))
-            .context("cannot install signal handler")?;
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .context("cannot install signal handler")?;
-    }
-    Ok(stop)
-}
+/// Exit status when a signal interrupted the set-up (nothing recorded, no file written).
+const SETUP_INTERRUPTED_STATUS: u8 = 130;
 
 fn print_summary(s: &SessionSummary) {
     println!(

@@ -333,27 +333,17 @@ impl LoadedConfig {
 /// directory or device is refused before it is opened, so reading never blocks).
 fn read_config_file(path: &Path) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        let what = if meta.is_dir() {
-            "a directory"
-        } else if meta.file_type().is_symlink() {
-            "a link"
-        } else {
-            "not a regular file (a FIFO, socket or device)"
-        };
-        return Err(format!("it is {what}; give the path of a TOML file"));
-    }
+    // A FIFO, device or directory is refused without blocking on it (`fsutil`).
+    let file = crate::fsutil::open_regular_file(path, "config file")
+        .map_err(|e| format!("{}; give the path of a TOML file", e.problem))?;
     let limit = text::MAX_CONFIG_BYTES as u64;
-    if meta.len() > limit {
-        return Err(format!(
-            "it is {} bytes; a config is at most {limit}",
-            meta.len()
-        ));
+    let len = file.metadata().map_err(|e| e.to_string())?.len();
+    if len > limit {
+        return Err(format!("it is {len} bytes; a config is at most {limit}"));
     }
     let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
         .map_err(|e| e.to_string())?;
     Ok(bytes)
 }

@@ -13,7 +13,7 @@ pub const MAX_ROI_RADIUS: f64 = 512.0;
 /// Most simulated neurons.
 pub const MAX_NEURONS: u32 = 1000;
 /// Most warm-up runs of a model.
-pub const MAX_WARMUP_RUNS: u32 = 100;
+pub const MAX_WARMUP_RUNS: u32 = 10_000;
 
 /// The lower end of a range.
 #[derive(Clone, Copy)]

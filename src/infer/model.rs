@@ -85,11 +85,8 @@ impl ModelRunner {
     ) -> Result<Self, InferError> {
         let (env, _) = super::runtime::environment(onnxruntime)?;
         let path = base_dir.join(&config.path);
-        if !path.is_file() {
-            return Err(InferError::spec(
-                "path",
-                format!("model file {} not found", path.display()),
-            ));
+        if let Err(e) = crate::fsutil::check_regular_file(&path, "model file") {
+            return Err(InferError::spec("path", e.to_string()));
         }
         let mut builder = Session::builder(env)
             .map_err(ort_err("session builder"))?

@@ -12,7 +12,7 @@ use super::counter::CounterUnwrapper;
 use super::mailbox::Mailbox;
 use crate::frame::{Frame, FrameMeta, FramePool};
 use crate::record::GapRecord;
-use crate::source::{Source, SourceError};
+use crate::source::{CaptureStop, Source, SourceError};
 use crate::stats::{DropCause, StreamStats};
 
 /// Longest wait between two reconnection attempts.
@@ -86,6 +86,10 @@ impl CaptureLoop {
         let mut index = 0u64;
         let mut pool_run = LossRun::default();
         let mut behind_run = LossRun::default();
+        // Every blocking wait of the source watches the stop, so a stalled device cannot hold
+        // the stop back (see `crate::source::stop`).
+        self.source
+            .watch_stop(CaptureStop::new(Arc::clone(&self.stop)));
         let end = loop {
             if self.stop.load(Ordering::Relaxed) {
                 self.source.shutdown();
@@ -106,7 +110,10 @@ impl CaptureLoop {
                     }
                     continue;
                 }
-                Err(SourceError::Stopped) => break CaptureEnd::Stopped,
+                Err(SourceError::Stopped) => {
+                    self.source.shutdown();
+                    break CaptureEnd::Stopped;
+                }
                 Err(e @ SourceError::Fatal { .. }) => {
                     tracing::error!(stream = %info.name, error = %e, "capture failed");
                     break CaptureEnd::Failed(e.to_string());

@@ -65,6 +65,8 @@ impl Source for ScriptedSource {
         }
     }
 
+    fn watch_stop(&mut self, _stop: crate::source::CaptureStop) {}
+
     fn reconnect(&mut self) -> Result<(), SourceError> {
         if self.failed_reconnects_left > 0 {
             self.failed_reconnects_left -= 1;
@@ -234,4 +236,83 @@ fn frame_indices_count_delivered_frames_strictly() {
         .map(|f| f.meta().index)
         .collect();
     assert_eq!(indices, [0, 1, 2]);
+}
+
+/// A device that delivers one frame, then never another (a stalled camera): it blocks the way
+/// a source must, on the stop it was handed, and records whether it was shut down.
+struct StalledSource {
+    info: StreamInfo,
+    stop: crate::source::CaptureStop,
+    delivered: bool,
+    shut_down: Arc<AtomicBool>,
+}
+
+impl Source for StalledSource {
+    fn info(&self) -> &StreamInfo {
+        &self.info
+    }
+
+    fn watch_stop(&mut self, stop: crate::source::CaptureStop) {
+        self.stop = stop;
+    }
+
+    fn next_frame(&mut self, _pixels: &mut [u8]) -> Result<CaptureStamp, SourceError> {
+        if !self.delivered {
+            self.delivered = true;
+            return Ok(CaptureStamp::default());
+        }
+        let an_hour = crate::clock::monotonic_ns() + 3_600_000_000_000;
+        self.stop
+            .sleep_until_ns(an_hour)
+            .map_err(|_| SourceError::Stopped)?;
+        panic!("the stall outlasted the test");
+    }
+
+    fn reconnect(&mut self) -> Result<(), SourceError> {
+        Ok(())
+    }
+
+    fn shutdown(&mut self) {
+        self.shut_down
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_stop_ends_capture_from_a_stalled_device_and_shuts_it_down() {
+    let info = ScriptedSource::new(32, Vec::new()).info;
+    let shut_down = Arc::new(AtomicBool::new(false));
+    let source = StalledSource {
+        info: info.clone(),
+        stop: Default::default(),
+        delivered: false,
+        shut_down: Arc::clone(&shut_down),
+    };
+    let pool = FramePool::new(4, info.geometry.frame_bytes());
+    let (frames_tx, mut frames_rx) = rtrb::RingBuffer::new(4);
+    let (gaps_tx, _gaps_rx) = rtrb::RingBuffer::new(4);
+    let stop = Arc::new(AtomicBool::new(false));
+    let capture = CaptureLoop {
+        source: Box::new(source),
+        pool,
+        recorder: frames_tx,
+        gaps: gaps_tx,
+        stats: Arc::new(StreamStats::default()),
+        stop: Arc::clone(&stop),
+        mailboxes: Vec::new(),
+    };
+    let thread = std::thread::spawn(move || capture.run());
+    // Wait until the one frame is through: the thread is then blocked in the stall.
+    while frames_rx.is_empty() {
+        std::thread::yield_now();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    thread.thread().unpark();
+    let end = thread.join().expect("capture thread ends");
+    assert!(matches!(end, CaptureEnd::Stopped), "{end:?}");
+    assert!(
+        shut_down.load(std::sync::atomic::Ordering::Relaxed),
+        "the source was shut down after a stop seen inside next_frame"
+    );
+    assert_eq!(drain(&mut frames_rx).len(), 1);
 }

@@ -88,6 +88,17 @@ impl ClosedLoopPlan {
     /// Loads every model (checking its shapes against the config), the ROI signals and the
     /// rules. Models are warmed up when `warm_up` is set.
     pub fn prepare(loaded: &LoadedConfig, warm_up: bool) -> Result<Self, PlanError> {
+        Self::prepare_cancellable(loaded, warm_up, &AtomicBool::new(false))
+    }
+
+    /// [`prepare`](Self::prepare) that gives up before each model load and each warm-up run
+    /// once `cancel` is set (a signal during set-up), with an error naming where it stopped.
+    pub fn prepare_cancellable(
+        loaded: &LoadedConfig,
+        warm_up: bool,
+        cancel: &AtomicBool,
+    ) -> Result<Self, PlanError> {
+        let cancelled = |at: &str| plan_err(at, format!("{at}: set-up interrupted"));
         let config = &loaded.config;
         let geometry: HashMap<&str, _> = config
             .source
@@ -167,6 +178,9 @@ impl ClosedLoopPlan {
                     )
                 }
             };
+            if cancel.load(Ordering::Relaxed) {
+                return Err(cancelled(&at));
+            }
             let mut runner = ModelRunner::load(m, &loaded.base_dir, model_feed, onnxruntime)
                 .map_err(|e| {
                     // The error's key is relative to the entry; its section (`input`,
@@ -178,8 +192,14 @@ impl ClosedLoopPlan {
                     let key = section.map_or_else(|| at.clone(), |s| format!("{at}.{s}"));
                     plan_err(key, format!("{at} \"{}\" ({}): {e}", m.name, m.path))
                 })?;
-            if warm_up {
-                runner.warm_up(m.warmup_runs).map_err(|e| {
+            if warm_up && m.warmup_runs > 0 {
+                tracing::info!(model = %m.name, runs = m.warmup_runs, "warming up");
+            }
+            for _ in 0..if warm_up { m.warmup_runs } else { 0 } {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(cancelled(&at));
+                }
+                runner.warm_up(1).map_err(|e| {
                     plan_err(
                         at.clone(),
                         format!("{at} \"{}\": warm-up failed: {e}", m.name),

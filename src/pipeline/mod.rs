@@ -14,7 +14,7 @@ pub mod workers;
 
 pub use capture::{CaptureEnd, CaptureLoop};
 pub use counter::CounterUnwrapper;
-pub use session::{RunOptions, RunningSession, SessionSummary, StreamSummary};
+pub use session::{RunOptions, RunningSession, SessionSummary, SetupInterrupted, StreamSummary};
 
 use crate::config::SourceConfig;
 use crate::source::miniscope::source::MiniscopeSource;

@@ -24,7 +24,16 @@ const GAP_RING: usize = 1024;
 pub struct RunOptions {
     /// Overrides `[recording].output_dir`.
     pub output_dir: Option<PathBuf>,
+    /// Set (by a signal) to abandon the set-up: [`RunningSession::start`] then returns
+    /// [`SetupInterrupted`] before the session file is created.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
+
+/// The set-up (model loading and warm-up, devices, outputs) was interrupted before the session
+/// file was created: nothing was recorded and no file was written.
+#[derive(Debug, thiserror::Error)]
+#[error("set-up interrupted: nothing was recorded and no session file was written")]
+pub struct SetupInterrupted;
 
 /// A session whose threads are running.
 pub struct RunningSession {
@@ -97,9 +106,21 @@ impl RunningSession {
             )
         });
         let (name, path) = unused_path(&output_dir, &base_name);
-        let plan = ClosedLoopPlan::prepare(loaded, true)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", loaded.origin))
-            .context("cannot set up the closed loop")?;
+        let never = AtomicBool::new(false);
+        let cancel = options.cancel.as_deref().unwrap_or(&never);
+        let interrupted = || cancel.load(Ordering::Relaxed);
+        tracing::info!(
+            models = config.model.len(),
+            "setting up: loading and warming up models, opening devices"
+        );
+        let plan = match ClosedLoopPlan::prepare_cancellable(loaded, true, cancel) {
+            Ok(plan) => plan,
+            Err(_) if interrupted() => return Err(SetupInterrupted.into()),
+            Err(e) => {
+                return Err(anyhow::anyhow!("{}: {e}", loaded.origin))
+                    .context("cannot set up the closed loop");
+            }
+        };
         let mut mailboxes = Vec::new();
 
         let stop = Arc::new(AtomicBool::new(false));
@@ -107,6 +128,9 @@ impl RunningSession {
         let mut loops = Vec::new();
         let mut stats = Vec::new();
         for source_config in &config.source {
+            if interrupted() {
+                return Err(SetupInterrupted.into());
+            }
             let source = super::build_source(source_config)
                 .with_context(|| format!("source `{}`", source_config.name()))?;
             let info = source.info().clone();
@@ -148,6 +172,11 @@ impl RunningSession {
             mailboxes.extend(stream_mailboxes);
         }
         let (closed_loop, loop_recording) = ClosedLoop::start(plan, mailboxes)?;
+        // The last moment nothing is written yet: the recorder creates the file.
+        if interrupted() {
+            closed_loop.stop();
+            return Err(SetupInterrupted.into());
+        }
         let stream_names = streams.iter().map(|s| s.info.name.clone()).collect();
         let recorder = Recorder::start(RecorderSetup {
             path: path.clone(),
@@ -231,6 +260,10 @@ impl RunningSession {
     /// Stops the sources, drains the rings, closes and finalizes the file.
     pub fn stop(self, reason: &str) -> Result<SessionSummary> {
         self.stop.store(true, Ordering::Relaxed);
+        // A capture thread asleep in its source (pacing, a reconnection backoff) wakes now.
+        for capture in &self.captures {
+            capture.thread().unpark();
+        }
         let duration_s = self.clock.seconds(monotonic_ns());
         let ends: Vec<CaptureEnd> = self
             .captures

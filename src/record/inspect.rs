@@ -67,16 +67,58 @@ pub struct GapReport {
     pub first_lost_counter: u64,
 }
 
+/// Why a session file could not be reported on.
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    /// The path is not a regular file (a FIFO, a directory, a device, missing).
+    #[error(transparent)]
+    Path(#[from] crate::fsutil::PathError),
+    /// libhdf5 could not open or read it.
+    #[error(transparent)]
+    Hdf5(#[from] hdf5::Error),
+    /// A readable HDF5 file that behavd did not write.
+    #[error(
+        "{path} is an HDF5 file but not a behavd session file: it has no general/source_script naming behavd ({found})"
+    )]
+    NotASession {
+        /// The file.
+        path: String,
+        /// What it has instead, in words.
+        found: String,
+    },
+}
+
 /// Reads the report of a session file (falling back to an SWMR read for files still being
 /// written or left by a crashed writer).
-pub fn inspect(path: &Path) -> hdf5::Result<SessionFileReport> {
+pub fn inspect(path: &Path) -> Result<SessionFileReport, InspectError> {
+    crate::fsutil::check_regular_file(path, "session file")?;
     let (file, open_for_write) = match File::open(path) {
         Ok(f) => (f, false),
         Err(plain) => match File::open_as(path, OpenMode::ReadSWMR) {
             Ok(f) => (f, true),
-            Err(_) => return Err(plain),
+            Err(_) => return Err(plain.into()),
         },
     };
+    let script = read_string(&file, "general/source_script");
+    if !script.as_deref().is_some_and(|s| s.starts_with("behavd")) {
+        let found = match script {
+            Some(s) => format!("source_script is `{s}`"),
+            None => format!(
+                "top-level objects: {}",
+                file.member_names()
+                    .map(|m| if m.is_empty() {
+                        "none".into()
+                    } else {
+                        m.join(", ")
+                    })
+                    .unwrap_or_else(|_| "unreadable".into())
+            ),
+        };
+        return Err(InspectError::NotASession {
+            path: path.display().to_string(),
+            found,
+        });
+    }
     let file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let nwb_version = file
         .attr("nwb_version")

@@ -20,6 +20,9 @@ pub enum ReplayError {
         /// libhdf5's error.
         source: hdf5::Error,
     },
+    /// The path is not a regular file (a FIFO, a directory, a device, missing).
+    #[error(transparent)]
+    Path(#[from] crate::fsutil::PathError),
     /// The dataset is not a video of this layout.
     #[error("{file}: {reason}")]
     Layout {
@@ -53,6 +56,7 @@ impl RecordedFrames {
                 source,
             }
         };
+        crate::fsutil::check_regular_file(path, "session file")?;
         let file = File::open(path).map_err(hdf5_err("opening".into()))?;
         let ds = file
             .dataset(&format!("/acquisition/{stream}/data"))

@@ -3,10 +3,13 @@
 pub mod miniscope;
 #[cfg(feature = "nokhwa")]
 pub mod nokhwa_camera;
+pub mod stop;
 pub mod synthetic;
 pub mod v4l2;
 
 use crate::frame::{CaptureStamp, FrameGeometry};
+
+pub use stop::CaptureStop;
 
 /// Static description of the stream a source produces.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,10 +64,16 @@ pub enum SourceError {
 /// A device that delivers frames. Owned by exactly one capture thread.
 ///
 /// `next_frame` blocks like a camera's dequeue until the next frame is ready; it must not
-/// allocate and must return within about one frame period so the thread can notice a stop.
+/// allocate, and however long the device takes (a stall, a very low frame rate, a camera that
+/// stopped delivering) it must return [`SourceError::Stopped`] within
+/// [`stop::STOP_POLL_NS`] of the stop handed to [`Source::watch_stop`] being set.
 pub trait Source: Send {
     /// What this source produces.
     fn info(&self) -> &StreamInfo;
+
+    /// The stop every blocking wait of this source must watch (see [`CaptureStop`]). Called
+    /// once by the capture thread before its first frame.
+    fn watch_stop(&mut self, stop: CaptureStop);
 
     /// Fills `pixels` (exactly `info().geometry.frame_bytes()` long, rows top to bottom)
     /// with the next frame and returns its stamp.

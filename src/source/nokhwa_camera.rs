@@ -14,14 +14,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 use nokhwa::Camera;
 use nokhwa::pixel_format::{LumaFormat, RgbFormat};
 use nokhwa::utils::{
     CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType, Resolution,
 };
 
-use super::{Source, SourceError, StreamInfo, StreamKind, check_frame_buffer};
+use super::stop::STOP_POLL_NS;
+use super::{CaptureStop, Source, SourceError, StreamInfo, StreamKind, check_frame_buffer};
 use crate::clock::monotonic_ns;
 use crate::frame::{CaptureStamp, FrameGeometry, PixelFormat};
 
@@ -40,11 +41,26 @@ struct CameraThread {
     join: Option<JoinHandle<()>>,
 }
 
+/// Longest a dropped camera thread is waited for (it may be blocked inside the driver).
+const JOIN_LIMIT: Duration = Duration::from_secs(1);
+
 impl Drop for CameraThread {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(j) = self.join.take() {
+        let Some(j) = self.join.take() else {
+            return;
+        };
+        let until = std::time::Instant::now() + JOIN_LIMIT;
+        while !j.is_finished() && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if j.is_finished() {
             let _ = j.join();
+        } else {
+            // Left to end on its own when the driver returns; the stop does not wait for it.
+            tracing::warn!(
+                "nokhwa camera thread still blocked in the driver after 1 s; not waiting for it"
+            );
         }
     }
 }
@@ -55,6 +71,7 @@ pub struct NokhwaCamera {
     device: String,
     thread: Option<CameraThread>,
     frames: u64,
+    stop: CaptureStop,
 }
 
 impl NokhwaCamera {
@@ -66,6 +83,7 @@ impl NokhwaCamera {
             device: device.to_owned(),
             thread: None,
             frames: 0,
+            stop: CaptureStop::default(),
         };
         cam.reconnect()?;
         Ok(cam)
@@ -150,13 +168,32 @@ impl Source for NokhwaCamera {
         &self.info
     }
 
+    fn watch_stop(&mut self, stop: CaptureStop) {
+        self.stop = stop;
+    }
+
     fn next_frame(&mut self, pixels: &mut [u8]) -> Result<CaptureStamp, SourceError> {
         check_frame_buffer(&self.info, pixels)?;
         let Some(t) = self.thread.as_ref() else {
             return Err(self.fail("camera", "not open"));
         };
         let timeout = Duration::from_secs_f64(2.0 / self.info.nominal_fps.max(1.0) + 1.0);
-        let (buf, host) = match t.filled.recv_timeout(timeout) {
+        let deadline = std::time::Instant::now() + timeout;
+        // Waited for in slices, so that a stop ends the wait whatever the camera does.
+        let received = loop {
+            if self.stop.is_set() {
+                return Err(SourceError::Stopped);
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match t
+                .filled
+                .recv_timeout(left.min(Duration::from_nanos(STOP_POLL_NS)))
+            {
+                Err(RecvTimeoutError::Timeout) if !left.is_zero() => continue,
+                other => break other,
+            }
+        };
+        let (buf, host) = match received {
             Ok(Ok(frame)) => frame,
             Ok(Err(e)) => {
                 self.thread = None;

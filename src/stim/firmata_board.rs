@@ -107,6 +107,7 @@ impl FirmataBoard {
             }
             std::os::unix::fs::symlink(&path, link)
                 .map_err(io(format!("linking {} -> {path}", link.display())))?;
+            crate::cleanup::remove_at_abort(link);
         }
         master.set_timeout(Duration::from_millis(20))?;
         let board = Arc::new(Mutex::new(Board::default()));

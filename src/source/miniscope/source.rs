@@ -9,7 +9,9 @@
 //! never got — see [`DROP_WINDOW`] for how drops are told from backlog), the head orientation
 //! goes into the stamp. The counter handed on is continuous
 //! across reconnections: after one, the frames lost are estimated from the time that passed.
-//! On shutdown the LEDs are switched off (frames keep flowing until the DAQ has executed it).
+//! On shutdown the LEDs are switched off (frames keep flowing until the DAQ has executed it,
+//! for at most [`SHUTDOWN_LIMIT_NS`]). Every wait (the connect ritual's pauses, the frame)
+//! watches the session's [`CaptureStop`].
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,7 +27,7 @@ use crate::clock::monotonic_ns;
 use crate::config::source::{MiniscopeConfig, TriggerSetting, V4l2Config, V4l2Format};
 use crate::frame::{CaptureStamp, FrameGeometry, PixelFormat};
 use crate::source::v4l2::V4l2Source;
-use crate::source::{Source, SourceError, StreamInfo, StreamKind, check_frame_buffer};
+use crate::source::{CaptureStop, Source, SourceError, StreamInfo, StreamKind, check_frame_buffer};
 
 /// Longest the control plane may write in one turn before a frame is dequeued.
 pub const CONTROL_SLICE_NS: u64 = 4_000_000;
@@ -34,6 +36,8 @@ pub const CONTROL_SLICE_NS: u64 = 4_000_000;
 const PACKETS_PER_FRAME: usize = 8;
 /// Frames the shutdown waits for the LEDs-off packets to execute.
 const SHUTDOWN_FRAMES: u32 = 15;
+/// Longest the shutdown waits for those frames (a stalled DAQ delivers none).
+pub const SHUTDOWN_LIMIT_NS: u64 = 1_000_000_000;
 
 /// What to read back after each frame, given the firmware ABI: ABI 2 answers the counter on
 /// CT exposure (not cached by uvcvideo) and the quaternion atomically on CT pan/tilt; older
@@ -80,6 +84,8 @@ pub struct MiniscopeSource {
     /// that decide when a drop is real (see [`DropWindow`]).
     released: u64,
     window: DropWindow,
+    /// The session's stop, watched by every wait.
+    stop: CaptureStop,
 }
 
 /// Read right after a dequeue, the DAQ counter runs ahead of the dequeued frame by the frames
@@ -192,6 +198,7 @@ impl MiniscopeSource {
             reconnected: false,
             released: 0,
             window: DropWindow::default(),
+            stop: CaptureStop::default(),
         };
         source.connect()?;
         Ok(source)
@@ -254,14 +261,16 @@ impl MiniscopeSource {
                         controls: Default::default(),
                         compression: None,
                     };
-                    let stream = V4l2Source::new(&v4l2).map_err(|e| lost(&label, e))?;
+                    let mut stream = V4l2Source::new(&v4l2).map_err(|e| lost(&label, e))?;
+                    stream.watch_stop(self.stop.clone());
                     self.stream = Some(stream);
                     self.control.stream_started();
                     break;
                 }
-                ScopeAction::Continue(Wake::At(t)) => {
-                    std::thread::sleep(Duration::from_nanos(t.saturating_sub(now)))
-                }
+                ScopeAction::Continue(Wake::At(t)) => self
+                    .stop
+                    .sleep_until_ns(t)
+                    .map_err(|_| SourceError::Stopped)?,
                 ScopeAction::Continue(_) => {}
             }
         }
@@ -308,6 +317,13 @@ impl Source for MiniscopeSource {
         &self.info
     }
 
+    fn watch_stop(&mut self, stop: CaptureStop) {
+        if let Some(stream) = self.stream.as_mut() {
+            stream.watch_stop(stop.clone());
+        }
+        self.stop = stop;
+    }
+
     fn next_frame(&mut self, pixels: &mut [u8]) -> Result<CaptureStamp, SourceError> {
         check_frame_buffer(&self.info, pixels)?;
         if self.last_frame_ns.is_none() && !self.control.is_recording() {
@@ -320,6 +336,8 @@ impl Source for MiniscopeSource {
         };
         let mut stamp = match stream.next_frame(pixels) {
             Ok(s) => s,
+            // The stream is still up: the shutdown's LEDs-off frames come through it.
+            Err(SourceError::Stopped) => return Err(SourceError::Stopped),
             Err(e) => {
                 self.stream = None;
                 self.control.stream_stopped();
@@ -370,6 +388,10 @@ impl Source for MiniscopeSource {
         self.control.set_recording(false);
         if self.stream.is_none() || self.control.leds_off().is_err() {
             return;
+        }
+        // The session's stop is set by now; the LEDs-off frames get a bounded time of their own.
+        if let Some(stream) = self.stream.as_mut() {
+            stream.watch_stop(CaptureStop::at_deadline(monotonic_ns() + SHUTDOWN_LIMIT_NS));
         }
         let mut scratch = vec![0u8; self.info.geometry.frame_bytes()];
         for _ in 0..SHUTDOWN_FRAMES {

@@ -117,4 +117,8 @@ impl Source for SyntheticBehaviorCamera {
     fn reconnect(&mut self) -> Result<(), SourceError> {
         self.schedule.reconnect()
     }
+
+    fn watch_stop(&mut self, stop: crate::source::CaptureStop) {
+        self.schedule.watch_stop(stop);
+    }
 }

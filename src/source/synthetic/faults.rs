@@ -8,10 +8,13 @@
 //!
 //! Faults fire when the schedule reaches their frame number; a fault whose frame was already
 //! skipped (lost in an earlier stall or disconnection) never fires.
+//!
+//! Every realtime sleep watches the session's [`CaptureStop`]: a stop ends the wait for a
+//! frame (however far away it is due: a long stall, a rate of 0.001 fps) within one poll slice.
 
-use crate::clock::{monotonic_ns, sleep_until_ns};
+use crate::clock::monotonic_ns;
 use crate::config::source::{FaultPlan, Pacing, TimedFault};
-use crate::source::SourceError;
+use crate::source::{CaptureStop, SourceError};
 
 /// Longest `reconnect` sleeps before reporting that the device is still gone.
 const RECONNECT_POLL_NS: u64 = 5_000_000;
@@ -50,6 +53,7 @@ pub(crate) struct FrameSchedule {
     disconnects: Vec<TimedFault>,
     cursor: [usize; 3],
     outage: Option<Outage>,
+    stop: CaptureStop,
 }
 
 impl FrameSchedule {
@@ -77,7 +81,20 @@ impl FrameSchedule {
             disconnects,
             cursor: [0; 3],
             outage: None,
+            stop: CaptureStop::default(),
         }
+    }
+
+    /// The stop that ends a realtime wait early.
+    pub(crate) fn watch_stop(&mut self, stop: CaptureStop) {
+        self.stop = stop;
+    }
+
+    /// Sleeps until `deadline_ns` unless the stop comes first.
+    fn sleep_until_ns(&self, deadline_ns: u64) -> Result<(), SourceError> {
+        self.stop
+            .sleep_until_ns(deadline_ns)
+            .map_err(|_| SourceError::Stopped)
     }
 
     /// Nominal time of device frame `k` from the start, nanoseconds.
@@ -124,7 +141,7 @@ impl FrameSchedule {
             if let Some(fault) = self.disconnects.get(*c).filter(|f| f.at_frame == k) {
                 *c += 1;
                 if self.pacing == Pacing::Realtime {
-                    sleep_until_ns(due_ns);
+                    self.sleep_until_ns(due_ns)?;
                 }
                 let o = Outage {
                     frame: k,
@@ -150,7 +167,11 @@ impl FrameSchedule {
             self.next = k + 1;
             let capture_ns = match self.pacing {
                 Pacing::Realtime => {
-                    sleep_until_ns(due_ns);
+                    // A stop during the wait leaves frame k undelivered and next again.
+                    if let Err(e) = self.sleep_until_ns(due_ns) {
+                        self.next = k;
+                        return Err(e);
+                    }
                     monotonic_ns()
                 }
                 Pacing::Fast => due_ns,
@@ -184,7 +205,7 @@ impl FrameSchedule {
             Pacing::Realtime => {
                 let now = monotonic_ns();
                 if now < back_ns {
-                    sleep_until_ns(now + (back_ns - now).min(RECONNECT_POLL_NS));
+                    self.sleep_until_ns(now + (back_ns - now).min(RECONNECT_POLL_NS))?;
                 }
                 let now = monotonic_ns();
                 if now < back_ns {
@@ -278,6 +299,32 @@ mod tests {
         // scheduled at frame 4 is skipped.
         let got = run(&mut fast(plan), 4);
         assert_eq!(got, vec![Some(0), Some(1), Some(5), Some(6)]);
+    }
+
+    /// A stop ends the wait for a frame due far in the future (a very low rate, a long
+    /// stall) at once, and the frame is still the next one afterwards.
+    #[test]
+    fn a_stop_ends_realtime_waits_for_far_frames() {
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut slow = FrameSchedule::new("slow", 0.001, Pacing::Realtime, &FaultPlan::default());
+        slow.watch_stop(CaptureStop::new(std::sync::Arc::clone(&flag)));
+        assert_eq!(slow.next_slot().unwrap().frame, 0, "frame 0 is due at once");
+        let plan = FaultPlan {
+            stall: vec![TimedFault {
+                at_frame: 1,
+                ms: 3_600_000,
+            }],
+            ..FaultPlan::default()
+        };
+        let mut stalled = FrameSchedule::new("stalled", 1e6, Pacing::Realtime, &plan);
+        stalled.watch_stop(CaptureStop::new(std::sync::Arc::clone(&flag)));
+        assert_eq!(stalled.next_slot().unwrap().frame, 0);
+        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Frame 1 of `slow` is due in 1000 s, the first frame after the stall in an hour.
+        assert!(matches!(slow.next_slot(), Err(SourceError::Stopped)));
+        assert!(matches!(slow.next_slot(), Err(SourceError::Stopped)));
+        assert!(matches!(stalled.next_slot(), Err(SourceError::Stopped)));
+        assert_eq!(slow.next, 1, "the undelivered frame is still next");
     }
 
     #[test]

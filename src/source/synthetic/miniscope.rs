@@ -182,6 +182,10 @@ impl Source for SyntheticMiniscope {
     fn reconnect(&mut self) -> Result<(), SourceError> {
         self.schedule.reconnect()
     }
+
+    fn watch_stop(&mut self, stop: crate::source::CaptureStop) {
+        self.schedule.watch_stop(stop);
+    }
 }
 
 #[cfg(test)]

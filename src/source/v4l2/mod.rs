@@ -9,7 +9,8 @@
 //! continuous across reopenings ([`SeqCounter`]), so that a sequence gap is a device drop for
 //! the capture loop. A vanished device (ENODEV, POLLERR) or a stream with no frame for
 //! `stall_periods` frame periods is reported as [`SourceError::Disconnected`];
-//! [`Source::reconnect`] then reopens it.
+//! [`Source::reconnect`] then reopens it. The wait for a frame is polled in slices of at most
+//! [`STOP_POLL_NS`](super::stop::STOP_POLL_NS) so that a stop ends it whatever the device does.
 
 mod controls;
 pub mod convert;
@@ -31,7 +32,7 @@ pub use error::V4l2Error;
 
 use self::mjpeg::MjpegDecoder;
 use self::stream::{MmapStream, Wait};
-use super::{Source, SourceError, StreamInfo, StreamKind, check_frame_buffer};
+use super::{CaptureStop, Source, SourceError, StreamInfo, StreamKind, check_frame_buffer};
 use crate::clock::monotonic_ns;
 use crate::config::source::{V4l2Config, V4l2Format};
 use crate::frame::{CaptureStamp, FrameGeometry, PixelFormat};
@@ -58,6 +59,7 @@ pub struct V4l2Source {
     period_ns: u64,
     stall_ms: u64,
     decoder: Option<MjpegDecoder>,
+    stop: CaptureStop,
 }
 
 /// The frame interval for `fps` as V4L2 wants it (seconds per frame, reduced).
@@ -199,6 +201,7 @@ impl V4l2Source {
             period_ns,
             stall_ms: (u64::from(config.stall_periods) * period_ns / 1_000_000).max(500),
             decoder,
+            stop: CaptureStop::default(),
         })
     }
 
@@ -221,6 +224,10 @@ impl Source for V4l2Source {
         &self.info
     }
 
+    fn watch_stop(&mut self, stop: CaptureStop) {
+        self.stop = stop;
+    }
+
     fn next_frame(&mut self, pixels: &mut [u8]) -> Result<CaptureStamp, SourceError> {
         check_frame_buffer(&self.info, pixels)?;
         let row = self.config.width as usize * self.config.format.bytes_per_pixel() as usize;
@@ -230,6 +237,9 @@ impl Source for V4l2Source {
         };
         let mut deadline = monotonic_ns() + limit_ms * 1_000_000;
         loop {
+            if self.stop.is_set() {
+                return Err(SourceError::Stopped);
+            }
             let Some(open) = self.open.as_mut() else {
                 return Err(self.lost("the device is not open".into()));
             };
@@ -247,8 +257,7 @@ impl Source for V4l2Source {
                 let reason = format!("{}: VIDIOC_STREAMON: {e}", open.label);
                 return Err(self.lost(reason));
             }
-            let wait_ms = ((deadline - now) / 1_000_000).max(1) as i32;
-            let d = match open.stream.wait(wait_ms) {
+            let d = match open.stream.wait(CaptureStop::slice_ms(deadline)) {
                 Ok(Wait::Frame(d)) => {
                     open.got_frame = true;
                     d

@@ -235,6 +235,7 @@ impl EmulatedStimulator {
         let path = slave.name().ok_or(EmulatorError::NoPath)?;
         if let Some(link) = &cfg.link {
             replace_symlink(Path::new(&path), link)?;
+            crate::cleanup::remove_at_abort(link);
         }
         let offset = cfg
             .clock_offset_us
