@@ -220,7 +220,7 @@ fn values_that_would_hang_or_abort_are_out_of_range() {
         &text,
         "model[0].warmup_runs",
         "warmup_runs",
-        &["0–100 runs"],
+        &["0–10000 runs"],
     );
     let text = demo_with(
         "radius = 6.0 },\n    { name = \"explore_cell\"",
