@@ -78,10 +78,16 @@ pub fn run(
     let failed = summary.streams.iter().any(|s| s.failure.is_some());
     Ok(if failed {
         ExitCode::FAILURE
+    } else if summary.closed_loop.degraded.is_some() {
+        ExitCode::from(DEGRADED_EXIT)
     } else {
         ExitCode::SUCCESS
     })
 }
+
+/// Exit code of a run that completed degraded: a stimulator output was not connected at the
+/// start (an optional one) or was lost during the session (docs/config.md, `[[output]]`).
+pub const DEGRADED_EXIT: u8 = 3;
 
 /// SIGINT/SIGTERM set the returned flag; a second SIGINT or SIGTERM exits at once.
 fn install_signal_handlers() -> anyhow::Result<Arc<AtomicBool>> {
@@ -173,6 +179,9 @@ fn print_summary(s: &SessionSummary) {
     }
     for o in &l.outputs {
         println!("{o}");
+    }
+    if let Some(why) = &l.degraded {
+        println!("DEGRADED RUN: {why} (exit code {DEGRADED_EXIT})");
     }
     if !l.rules.is_empty() {
         println!(

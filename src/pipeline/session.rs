@@ -228,6 +228,8 @@ impl RunningSession {
 
     /// Stops the sources, drains the rings, closes and finalizes the file.
     pub fn stop(self, reason: &str) -> Result<SessionSummary> {
+        // Stimulator outputs off first: nothing fires while the rest drains.
+        self.closed_loop.halt_outputs();
         self.stop.store(true, Ordering::Relaxed);
         let duration_s = self.clock.seconds(monotonic_ns());
         let ends: Vec<CaptureEnd> = self

@@ -117,6 +117,27 @@ pub fn resolve_port(selector: &str) -> Option<String> {
     }
 }
 
+/// Why `port` could not be opened as a serial port, in words: a missing path, an empty one,
+/// a regular file or directory, or a device that is no terminal (such as `/dev/null`) are
+/// named as such; other errors are given as the OS reported them.
+pub fn open_error(port: &str, error: &serialport::Error) -> String {
+    use std::os::unix::fs::FileTypeExt;
+    if port.is_empty() {
+        return "the port is empty (set `port` to the device path, e.g. /dev/ttyACM0)".into();
+    }
+    match std::fs::metadata(port) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            format!("{port}: no such port (not plugged in? see `behavd devices`)")
+        }
+        Ok(m) if m.is_file() => format!("{port}: a regular file, not a serial port"),
+        Ok(m) if m.is_dir() => format!("{port}: a directory, not a serial port"),
+        Ok(m) if m.file_type().is_char_device() && error.to_string().contains("ioctl") => {
+            format!("{port}: a device that is not a serial port ({error})")
+        }
+        _ => format!("{port}: {error}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
