@@ -9,6 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use behavd::stim::firmata_board::FirmataBoard;
 use behavd::stim::test_rig::HeldDevice;
 use common::*;
 
@@ -84,18 +85,25 @@ fn a_required_output_that_never_connects_fails_the_session() {
     std::fs::write(&regular, "hello").unwrap();
     let silent_link = dir.path().join("silent.tty");
     let _silent = HeldDevice::start(Some(&silent_link)).unwrap();
+    let silent_board_link = dir.path().join("silent-board.tty");
+    let _silent_board = FirmataBoard::start_held(Some(&silent_board_link)).unwrap();
+    let firmata = "protocol = \"firmata\"\npins = [9]";
+    let regular = regular.display().to_string();
     let cases = [
-        ("/dev/ttyNOPE0".to_string(), "no such port"),
-        (String::new(), "the port is empty"),
-        ("/dev/null".to_string(), "not a serial port"),
+        ("/dev/ttyNOPE0".to_string(), "", "no such port"),
+        (String::new(), "", "the port is empty"),
+        ("/dev/null".to_string(), "", "not a serial port"),
+        (regular, "", "a regular file, not a serial port"),
+        ("/dev/ttyNOPE0".to_string(), firmata, "no such port"),
+        (silent_link.display().to_string(), "", "has not answered"),
         (
-            regular.display().to_string(),
-            "a regular file, not a serial port",
+            silent_board_link.display().to_string(),
+            firmata,
+            "has not answered",
         ),
-        (silent_link.display().to_string(), "has not answered"),
     ];
-    for (port, why) in cases {
-        let out = run(dir.path(), &config(&port, ""), "3");
+    for (port, extra, why) in cases {
+        let out = run(dir.path(), &config(&port, extra), "3");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "port `{port}`: {stderr}");
         assert!(

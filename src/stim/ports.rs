@@ -131,11 +131,17 @@ pub fn open_error(port: &str, error: &serialport::Error) -> String {
         }
         Ok(m) if m.is_file() => format!("{port}: a regular file, not a serial port"),
         Ok(m) if m.is_dir() => format!("{port}: a directory, not a serial port"),
-        Ok(m) if m.file_type().is_char_device() && error.to_string().contains("ioctl") => {
-            format!("{port}: a device that is not a serial port ({error})")
+        Ok(m) if m.file_type().is_char_device() && not_a_tty(error) => {
+            format!("{port}: a device that is not a serial port (not a terminal)")
         }
         _ => format!("{port}: {error}"),
     }
+}
+
+/// ENOTTY, as serialport reports it ("Not a typewriter" / "Inappropriate ioctl for device").
+fn not_a_tty(error: &serialport::Error) -> bool {
+    let text = error.to_string();
+    text.contains("typewriter") || text.contains("ioctl")
 }
 
 #[cfg(test)]
