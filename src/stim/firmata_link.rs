@@ -13,7 +13,11 @@
 //! limits (maximum on time, duty cycle, refractory) apply as for the behavd protocol; the
 //! link's report has no decision → device edge distribution (`host_timed`). On
 //! stop, on a port error and before reconnecting, every pin is driven low; a train still
-//! running is cut. Nothing allocates per trigger.
+//! running is cut. At the session stop (the halt, before anything else drains) a pulse that was
+//! high is recorded with its real rise and the all-low's time (event kind "cut by stop") and
+//! counted; triggers arriving afterwards are recorded as not sent. A trigger whose first rise
+//! cannot be written within the output's maximum trigger age (the board still booting, the
+//! link reconnecting) is recorded as stale and never written. Nothing allocates per trigger.
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;

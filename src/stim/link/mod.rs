@@ -7,8 +7,12 @@
 //! their command by sequence number; device edge times are mapped to the host clock through a
 //! continuously refitted ping/pong clock fit. When the port vanishes (USB unplug, emulator
 //! restart) the link reconnects with backoff, re-sends the safety configuration and clears
-//! latched faults; commands arriving meanwhile are recorded as not sent. Nothing here
-//! allocates per command.
+//! latched faults; commands arriving meanwhile are recorded as not sent. A command older than
+//! the output's maximum trigger age when it could be written (the link was connecting) is
+//! recorded as stale and never sent. When the session stops, the link sends STOP_ALL at once,
+//! records the pulse that cut, and sends nothing more. Unacknowledged trains are counted and
+//! warned about (rate-limited); a NACK matching no outstanding command is recorded as stray.
+//! Nothing here allocates per command.
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -41,128 +45,6 @@ const CONFIG_SEQ_BASE: u16 = 60000;
 /// Whether a command is too old to be written now (decided more than `max_age_ns` ago).
 pub fn is_stale(cmd: &TriggerRecord, now_ns: u64, max_age_ns: u64) -> bool {
     cmd.decision_ns > 0 && now_ns.saturating_sub(cmd.decision_ns) > max_age_ns
-}
-
-/// A warning about unacknowledged trains, at most once per [`RateLimitedWarn::PERIOD_NS`],
-/// with the count since the previous one.
-#[derive(Default)]
-struct RateLimitedWarn {
-    last_ns: u64,
-    since_last: u64,
-}
-
-impl RateLimitedWarn {
-    const PERIOD_NS: u64 = 5_000_000_000;
-
-    fn note(&mut self, output: &str, now_ns: u64) {
-        self.since_last += 1;
-        if self.last_ns == 0 || now_ns >= self.last_ns + Self::PERIOD_NS {
-            self.flush(output);
-            self.last_ns = now_ns;
-        }
-    }
-
-    fn flush(&mut self, output: &str) {
-        if self.since_last > 0 {
-            tracing::warn!(
-                output,
-                trains = self.since_last,
-                "stimulator did not acknowledge sent trigger(s) (noise on the line, or the device reset?)"
-            );
-            self.since_last = 0;
-        }
-    }
-}
-
-/// Live counters of a link.
-#[derive(Debug, Default)]
-pub struct LinkStats {
-    /// Commands written to the port.
-    pub sent: AtomicU64,
-    /// Trains fully acknowledged.
-    pub acked: AtomicU64,
-    /// Commands refused by the device.
-    pub nacked: AtomicU64,
-    /// Commands refused by the daemon-side limits.
-    pub blocked: AtomicU64,
-    /// Commands that arrived while the link was down.
-    pub link_down: AtomicU64,
-    /// Successful (re)connections.
-    pub connects: AtomicU64,
-    /// Frames from the device dropped for framing/CRC errors.
-    pub frames_bad: AtomicU64,
-    /// Faults reported by the device.
-    pub faults: AtomicU64,
-    /// Ping/pong samples accepted into the clock fit.
-    pub sync_samples: AtomicU64,
-    /// Times the link cleared a tripped device watchdog.
-    pub rearms: AtomicU64,
-    /// Link events the recorder could not take.
-    pub events_lost: AtomicU64,
-    /// Commands not written within the output's maximum trigger age (stale; never sent).
-    pub stale: AtomicU64,
-    /// Commands that arrived after the session stop had turned the outputs off (not sent).
-    pub stopping: AtomicU64,
-    /// Sent trains whose acknowledgement never (fully) came.
-    pub unacked: AtomicU64,
-    /// Refusals that matched no outstanding command.
-    pub stray_nacks: AtomicU64,
-    /// Refusals by reason code (index = NACK reason, 0 = out of range).
-    pub nack_reasons: [AtomicU64; 8],
-    /// Times the link went down after being up.
-    pub disconnects: AtomicU64,
-    /// Pulses cut short by the session stop (Firmata: the stop's all-low wrote their fall).
-    pub cut_by_stop: AtomicU64,
-    /// Whether the link is connected now.
-    pub up: AtomicBool,
-    /// What the link knows about its device; written only when connecting (never per command).
-    pub info: std::sync::Mutex<LinkInfo>,
-}
-
-/// What a link learnt about its device while connecting.
-#[derive(Debug, Default, Clone)]
-pub struct LinkInfo {
-    /// Why the last connection attempt failed (empty once connected).
-    pub last_error: String,
-    /// The device's own description of itself (firmware name and version, board, channels).
-    pub firmware: String,
-}
-
-impl LinkStats {
-    /// Records a failed connection attempt's reason.
-    pub fn connect_failed(&self, why: &str) {
-        let mut info = self.info.lock().unwrap_or_else(|e| e.into_inner());
-        if info.last_error != why {
-            info.last_error = why.to_string();
-        }
-    }
-
-    /// Records a connection and what the device said about itself.
-    pub fn connected(&self, firmware: String) {
-        {
-            let mut info = self.info.lock().unwrap_or_else(|e| e.into_inner());
-            info.last_error.clear();
-            info.firmware = firmware;
-        }
-        self.connects.fetch_add(1, Ordering::Relaxed);
-        self.up.store(true, Ordering::Release);
-    }
-
-    /// A copy of what the link knows about its device.
-    pub fn info(&self) -> LinkInfo {
-        self.info.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Counts a refusal by reason.
-    pub fn count_nack(&self, reason: u8) {
-        self.nacked.fetch_add(1, Ordering::Relaxed);
-        let i = if (reason as usize) < self.nack_reasons.len() {
-            reason as usize
-        } else {
-            0
-        };
-        self.nack_reasons[i].fetch_add(1, Ordering::Relaxed);
-    }
 }
 
 /// What a link thread reports when it ends.
@@ -282,7 +164,7 @@ impl Link {
         loop {
             let now = monotonic_ns();
             let stopping = self.stop.load(Ordering::Acquire);
-            if halted_ns.is_none() && self.halt.load(Ordering::Acquire) {
+            if halted_ns.is_none() && (stopping || self.halt.load(Ordering::Acquire)) {
                 halted_ns = Some(now);
                 if let Port::Up(p) = &mut port {
                     let n = Message::StopAll { seq: HALT_SEQ }.encode(&mut out);
@@ -291,8 +173,11 @@ impl Link {
                 } else {
                     halt_confirmed = true;
                 }
-                // What is running now is ended by the stop, not lost.
-                for slot in pending.iter_mut().filter(|s| s.in_use) {
+                // What is still running now is ended by the stop, not lost.
+                for slot in pending
+                    .iter_mut()
+                    .filter(|s| s.in_use && now + ACK_GRACE_NS < s.due_ns)
+                {
                     slot.record.flags |= super::codec::pulse_flag::CANCELLED;
                 }
             }
@@ -649,3 +534,7 @@ impl Link {
 
 mod connect;
 mod handle;
+mod stats;
+
+use stats::RateLimitedWarn;
+pub use stats::{LinkInfo, LinkStats};
