@@ -58,11 +58,21 @@ impl OutputConfig {
     }
 
     /// Why the configured port cannot be a stimulator right now, for `behavd check` (a warning:
-    /// the device may be plugged in later), or None. `emulated` and `usb:` ports are not
-    /// checked here.
+    /// the device may be plugged in later), or None. `emulated` is always fine.
     pub fn port_warning(&self) -> Option<String> {
-        if self.port == "emulated" || self.port.starts_with("usb:") {
+        if self.port == "emulated" {
             return None;
+        }
+        if self.port.starts_with("usb:") {
+            return crate::stim::ports::resolve_port(&self.port)
+                .is_none()
+                .then(|| {
+                    format!(
+                        "output `{}`: no serial port with USB serial number `{}` is plugged in now",
+                        self.name,
+                        &self.port[4..]
+                    )
+                });
         }
         if self.port.is_empty() {
             return Some(format!("output `{}`: port is empty", self.name));

@@ -175,12 +175,10 @@ fn spawn_outputs(names: &[String], configs: &[OutputConfig]) -> Result<StartedOu
                     }
                     link.display().to_string()
                 } else {
-                    crate::stim::ports::resolve_port(&config.port).with_context(|| {
-                        format!(
-                            "output `{name}`: no serial port with USB serial number `{}`",
-                            config.port
-                        )
-                    })?
+                    // A `usb:` selector that matches nothing yet is resolved again on every
+                    // connection attempt (the startup wait says so if it never appears).
+                    crate::stim::ports::resolve_port(&config.port)
+                        .unwrap_or_else(|| config.port.clone())
                 };
                 let (ev_tx, ev_rx) = rtrb::RingBuffer::new(EVENT_RING);
                 events.push(ev_rx);

@@ -22,7 +22,6 @@
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use super::firmata::{FirmataClient, FirmataEvent, FirmataParser, PinMode, query_firmware};
 use super::limits::DaemonLimits;
@@ -173,10 +172,7 @@ impl FirmataRun {
     /// Opens the port, waits for the firmware report, makes every mapped pin a low output.
     fn connect(&mut self) -> Result<(serialport::TTYPort, (u8, u8), String), String> {
         let name = &self.link.port;
-        let mut p = serialport::new(name, self.link.baud)
-            .timeout(Duration::from_millis(5))
-            .open_native()
-            .map_err(|e| super::ports::open_error(name, &e))?;
+        let mut p = super::ports::open_port(name, self.link.baud)?;
         self.parser = FirmataParser::new();
         p.write_all(&query_firmware()).map_err(|e| e.to_string())?;
         let deadline = monotonic_ns() + FIRMWARE_TIMEOUT_NS;

@@ -10,10 +10,7 @@ impl Link {
         decoder: &mut FrameDecoder,
         fit: &mut DeviceClockFit,
     ) -> Result<Connected, String> {
-        let mut p = serialport::new(&self.port, self.baud)
-            .timeout(Duration::from_millis(5))
-            .open_native()
-            .map_err(|e| crate::stim::ports::open_error(&self.port, &e))?;
+        let mut p = crate::stim::ports::open_port(&self.port, self.baud)?;
         decoder.reset();
         fit.reset();
         let mut out = [0u8; 80];

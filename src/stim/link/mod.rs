@@ -18,7 +18,6 @@ use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
 use super::codec::{FrameDecoder, Message};
 use super::limits::DaemonLimits;
