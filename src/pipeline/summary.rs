@@ -406,3 +406,69 @@ impl LoopSummary {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output() -> OutputSummary {
+        OutputSummary {
+            name: "stim".into(),
+            port: "/dev/ttyACM0".into(),
+            sent: 10,
+            acked: 3,
+            nacked: 1,
+            blocked: 0,
+            link_down: 0,
+            connects: 1,
+            faults: 0,
+            frames_bad: 0,
+            sync_residual_us: None,
+            decision_to_write: Percentiles::default(),
+            decision_to_edge: Percentiles::default(),
+            host_timed: false,
+            stale: 2,
+            stopping: 0,
+            unacked: 7,
+            stray_refusals: 1,
+            refusal_reasons: vec![("duty-cycle cap".into(), 1)],
+            cut_by_stop: 0,
+            disconnects: 0,
+            optional: false,
+            down_at_start: false,
+            firmware: String::new(),
+        }
+    }
+
+    /// The output line says in words what was refused and why, what went stale, what was never
+    /// acknowledged and what refusals were stray; a connected output is not degraded.
+    #[test]
+    fn the_output_line_names_refusals_staleness_and_missing_acknowledgements() {
+        let o = output();
+        let line = o.to_string();
+        for part in [
+            "refused: 1 duty-cycle cap",
+            "2 stale",
+            "7 SENT BUT NOT ACKNOWLEDGED",
+            "1 stray refusals",
+        ] {
+            assert!(line.contains(part), "`{part}` not in {line}");
+        }
+        assert!(!line.contains("reason="), "{line}");
+        assert_eq!(o.degraded(), None);
+        let down = OutputSummary {
+            down_at_start: true,
+            optional: true,
+            connects: 0,
+            ..output()
+        };
+        assert!(
+            down.to_string()
+                .contains("NOT CONNECTED AT THE SESSION START")
+        );
+        assert_eq!(
+            down.degraded().as_deref(),
+            Some("output `stim` was not connected at the session start and never connected")
+        );
+    }
+}
