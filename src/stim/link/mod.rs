@@ -163,7 +163,9 @@ impl Link {
         loop {
             let now = monotonic_ns();
             let stopping = self.stop.load(Ordering::Acquire);
-            if halted_ns.is_none() && (stopping || self.halt.load(Ordering::Acquire)) {
+            // Only the session's halt sends STOP_ALL: a link told to stop without it goes silent
+            // (the device's watchdog then acts, as it would if behavd died).
+            if halted_ns.is_none() && self.halt.load(Ordering::Acquire) {
                 halted_ns = Some(now);
                 if let Port::Up(p) = &mut port {
                     let n = Message::StopAll { seq: HALT_SEQ }.encode(&mut out);
