@@ -277,6 +277,32 @@ fn the_watchdog_turns_the_output_off_when_the_host_goes_silent() {
     );
 }
 
+/// The session stop's halt on the reference firmware: STOP_ALL goes out at once, the pin falls
+/// long before the pulse's 3 s (and before the 1 s watchdog could act), and the firmware
+/// acknowledges the cut pulse (flag bit 1), which the link records.
+#[test]
+fn the_halt_turns_the_output_off_at_once_and_the_cut_pulse_is_acknowledged() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let tty = dir.path().join("stim.tty");
+    let harness = Harness::start(&tty, true);
+    let mut link = host_link(&tty, limits(1000));
+    link.send_us(1, 3_000_000, 1, 0);
+    harness.wait_edges("D10", 1);
+    link.halt();
+    let cut = link.next_record();
+    let edges = harness.wait_edges("D10", 2);
+    link.stop();
+    harness.stop();
+    let on_ms = (edges[1].1 - edges[0].1) as f64 / 1e6;
+    assert!(
+        on_ms < 900.0,
+        "output on for {on_ms} ms after the halt (pulse 3000 ms)"
+    );
+    assert_eq!(cut.status, TriggerStatus::Acked as u8, "{cut:?}");
+    assert_eq!((cut.acked_pulses, cut.flags & 0b10), (1, 0b10), "{cut:?}");
+}
+
 /// Behavd's codec straight on the pty, for the firmware's own behaviour: every message the
 /// firmware sent is kept, in order.
 struct RawPort {

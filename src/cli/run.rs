@@ -92,6 +92,8 @@ pub fn run(
     let failed = summary.streams.iter().any(|s| s.failure.is_some());
     Ok(if failed {
         ExitCode::FAILURE
+    } else if summary.closed_loop.degraded.is_some() {
+        ExitCode::from(DEGRADED_EXIT)
     } else {
         ExitCode::SUCCESS
     })
@@ -99,6 +101,10 @@ pub fn run(
 
 /// Exit status when a signal interrupted the set-up (nothing recorded, no file written).
 const SETUP_INTERRUPTED_STATUS: u8 = 130;
+
+/// Exit code of a run that completed degraded: a stimulator output was not connected at the
+/// start (an optional one) or was lost during the session (docs/config.md, `[[output]]`).
+pub const DEGRADED_EXIT: u8 = 3;
 
 fn print_summary(s: &SessionSummary) {
     println!(
@@ -177,6 +183,9 @@ fn print_summary(s: &SessionSummary) {
     }
     for o in &l.outputs {
         println!("{o}");
+    }
+    if let Some(why) = &l.degraded {
+        println!("DEGRADED RUN: {why} (exit code {DEGRADED_EXIT})");
     }
     if !l.rules.is_empty() {
         println!(

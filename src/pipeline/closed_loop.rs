@@ -398,6 +398,12 @@ impl ClosedLoop {
         plan: ClosedLoopPlan,
         mailboxes: Vec<(usize, Arc<Mailbox>)>,
     ) -> Result<(Self, LoopRecording)> {
+        // The outputs first: a required stimulator that does not connect fails the session
+        // before any inference thread runs.
+        let mut started_outputs = match &plan.rules {
+            Some(rules) => Some(start_outputs(rules.output_names(), &plan.outputs)?),
+            None => None,
+        };
         let stop_workers = Arc::new(AtomicBool::new(false));
         let stop_rules = Arc::new(AtomicBool::new(false));
         let n = plan.producers.len();
@@ -521,7 +527,9 @@ impl ClosedLoop {
                 })
                 .collect();
             let output_names = rules.output_names().to_vec();
-            let started = start_outputs(&output_names, &plan.outputs)?;
+            let started = started_outputs
+                .take()
+                .context("the outputs start with the rules")?;
             let (outlets, records, events) = (started.outlets, started.records, started.events);
             output_threads = Some(started.threads);
             triggers = Some(TriggerSetup {
@@ -529,6 +537,7 @@ impl ClosedLoop {
                 outputs: output_names,
                 records,
                 events,
+                devices: started.devices,
             });
             let worker = RulesWorker {
                 slot_count: plan.variables.slot_count(),
@@ -564,6 +573,14 @@ impl ClosedLoop {
         self.outputs
             .as_ref()
             .map_or(0, |o| o.sent.load(Ordering::Relaxed))
+    }
+
+    /// Turns every stimulator output off at once and has the links send nothing more (the
+    /// session is stopping); call first when stopping, before waiting on anything else.
+    pub fn halt_outputs(&self) {
+        if let Some(o) = &self.outputs {
+            o.halt();
+        }
     }
 
     /// Stops the producers, then the rules (after draining), then the outputs; returns the report.

@@ -1,6 +1,10 @@
 //! Where trigger commands go: for every output a rule names, the serial link to its configured
 //! `[[output]]` (starting behavd's emulated stimulator on a pseudo-terminal when
 //! `port = "emulated"`), or, when no `[[output]]` has that name, the logging sink.
+//!
+//! The session does not start until every link has connected or its `startup_wait_s` has
+//! passed: a required output that is not there fails the session with why; an optional one is
+//! warned about and recorded as down from the session start.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,7 +16,7 @@ use super::trigger_sink::TriggerSink;
 use super::workers::Waker;
 use crate::config::OutputConfig;
 use crate::config::output::OutputProtocol;
-use crate::record::loop_records::{LinkEvent, TriggerRecord};
+use crate::record::loop_records::{LinkEvent, StimulatorDevice, TriggerRecord};
 use crate::stim::emulator::{EmulatedStimulator, EmulatorConfig};
 use crate::stim::firmata_board::FirmataBoard;
 use crate::stim::link::{Link, LinkReport, LinkStats, LinkWaker};
@@ -63,12 +67,29 @@ pub struct OutputReport {
     pub stats: Option<Arc<LinkStats>>,
     /// Link report (None for the logging sink).
     pub link: Option<LinkReport>,
+    /// The output is `optional = true`.
+    pub optional: bool,
+    /// It had not connected when the session started (optional outputs only).
+    pub down_at_start: bool,
+}
+
+/// One running output thread.
+struct Running {
+    name: String,
+    port: String,
+    stats: Option<Arc<LinkStats>>,
+    handle: Handle,
+    waker: Option<Arc<LinkWaker>>,
+    optional: bool,
+    startup_wait: std::time::Duration,
+    down_at_start: bool,
 }
 
 /// The running output threads.
 pub struct OutputThreads {
     stop: Arc<AtomicBool>,
-    handles: Vec<(String, String, Option<Arc<LinkStats>>, Handle)>,
+    halt: Arc<AtomicBool>,
+    handles: Vec<Running>,
     emulators: Vec<EmulatedStimulator>,
     boards: Vec<FirmataBoard>,
     /// Triggers handed to an output so far.
@@ -85,15 +106,35 @@ pub struct StartedOutputs {
     pub records: Vec<rtrb::Consumer<TriggerRecord>>,
     /// Link events towards the recorder, one ring per serial link.
     pub events: Vec<rtrb::Consumer<LinkEvent>>,
+    /// The serial outputs as the file's devices show them.
+    pub devices: Vec<StimulatorDevice>,
 }
 
-/// Starts one thread per output named by the rules (`names`, in rule output-id order).
-/// Returns the threads, the rules thread's outlets and the recorder's rings.
+/// Starts one thread per output named by the rules (`names`, in rule output-id order) and
+/// waits for every serial link to connect (up to its `startup_wait_s`). Returns the threads,
+/// the rules thread's outlets and the recorder's rings; fails, with every output thread
+/// stopped again, when a required output did not connect in time.
 pub fn start_outputs(names: &[String], configs: &[OutputConfig]) -> Result<StartedOutputs> {
+    let mut started = spawn_outputs(names, configs)?;
+    match started.threads.wait_for_links() {
+        Ok(devices) => {
+            started.devices = devices;
+            Ok(started)
+        }
+        Err(e) => {
+            started.threads.stop();
+            Err(e)
+        }
+    }
+}
+
+fn spawn_outputs(names: &[String], configs: &[OutputConfig]) -> Result<StartedOutputs> {
     let stop = Arc::new(AtomicBool::new(false));
+    let halt = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     let mut threads = OutputThreads {
         stop: Arc::clone(&stop),
+        halt: Arc::clone(&halt),
         handles: Vec::new(),
         emulators: Vec::new(),
         boards: Vec::new(),
@@ -134,12 +175,10 @@ pub fn start_outputs(names: &[String], configs: &[OutputConfig]) -> Result<Start
                     }
                     link.display().to_string()
                 } else {
-                    crate::stim::ports::resolve_port(&config.port).with_context(|| {
-                        format!(
-                            "output `{name}`: no serial port with USB serial number `{}`",
-                            config.port
-                        )
-                    })?
+                    // A `usb:` selector that matches nothing yet is resolved again on every
+                    // connection attempt (the startup wait says so if it never appears).
+                    crate::stim::ports::resolve_port(&config.port)
+                        .unwrap_or_else(|| config.port.clone())
                 };
                 let (ev_tx, ev_rx) = rtrb::RingBuffer::new(EVENT_RING);
                 events.push(ev_rx);
@@ -169,6 +208,8 @@ pub fn start_outputs(names: &[String], configs: &[OutputConfig]) -> Result<Start
                     } else {
                         10_000_000_000 / config.baud_rate().max(1) as u64
                     },
+                    max_age_ns: config.max_trigger_age_ns(),
+                    halt: Arc::clone(&halt),
                 };
                 let handle = std::thread::Builder::new()
                     .name(format!("stim-{name}"))
@@ -180,9 +221,16 @@ pub fn start_outputs(names: &[String], configs: &[OutputConfig]) -> Result<Start
                         }
                     })
                     .context("cannot start a stimulator link thread")?;
-                threads
-                    .handles
-                    .push((name.clone(), port, Some(stats), Handle::Link(handle)));
+                threads.handles.push(Running {
+                    name: name.clone(),
+                    port,
+                    stats: Some(stats),
+                    handle: Handle::Link(handle),
+                    waker: Some(Arc::clone(&waker)),
+                    optional: config.optional,
+                    startup_wait: config.startup_wait(),
+                    down_at_start: false,
+                });
                 outlets.push(TriggerOutlet {
                     ring: cmd_tx,
                     wake: Wake::Fd(waker),
@@ -203,12 +251,16 @@ pub fn start_outputs(names: &[String], configs: &[OutputConfig]) -> Result<Start
                     .name("stim-sink".into())
                     .spawn(move || sink.run())
                     .context("cannot start the trigger sink")?;
-                threads.handles.push((
-                    name.clone(),
-                    "logging sink".into(),
-                    None,
-                    Handle::Sink(handle),
-                ));
+                threads.handles.push(Running {
+                    name: name.clone(),
+                    port: "logging sink".into(),
+                    stats: None,
+                    handle: Handle::Sink(handle),
+                    waker: None,
+                    optional: true,
+                    startup_wait: std::time::Duration::ZERO,
+                    down_at_start: false,
+                });
                 outlets.push(TriggerOutlet {
                     ring: cmd_tx,
                     wake: Wake::Thread(waker),
@@ -221,17 +273,110 @@ pub fn start_outputs(names: &[String], configs: &[OutputConfig]) -> Result<Start
         outlets,
         records,
         events,
+        devices: Vec::new(),
     })
 }
 
 impl OutputThreads {
+    /// Waits until every serial link is connected or its startup wait has passed. A required
+    /// output that is not connected by then is an error naming the output, its port and why;
+    /// an optional one is warned about and marked down at start. Returns the file's devices.
+    fn wait_for_links(&mut self) -> Result<Vec<StimulatorDevice>> {
+        let started = std::time::Instant::now();
+        let is_up = |r: &Running| {
+            r.stats
+                .as_ref()
+                .is_none_or(|s| s.up.load(Ordering::Acquire))
+        };
+        while self
+            .handles
+            .iter()
+            .any(|r| !is_up(r) && started.elapsed() < r.startup_wait)
+        {
+            std::thread::park_timeout(std::time::Duration::from_millis(5));
+        }
+        let mut failures = Vec::new();
+        let mut devices = Vec::new();
+        for (index, r) in self.handles.iter_mut().enumerate() {
+            let Some(stats) = &r.stats else { continue };
+            let info = stats.info();
+            let up = stats.up.load(Ordering::Acquire);
+            if !up {
+                let why = if info.last_error.is_empty() {
+                    "the port opened but the device has not answered (behavd protocol: no \
+                     CAPABILITIES after HELLO; Firmata: no firmware report)"
+                        .to_string()
+                } else {
+                    info.last_error.clone()
+                };
+                let wait = r.startup_wait.as_secs_f64();
+                if r.optional {
+                    tracing::warn!(
+                        output = %r.name,
+                        port = %r.port,
+                        "stimulator output not connected after {wait} s ({why}); it is optional: \
+                         the session runs without it (recorded as an outage from the session \
+                         start) and keeps trying to connect"
+                    );
+                    r.down_at_start = true;
+                } else {
+                    failures.push(format!(
+                        "output `{}` (port {}) did not connect within {wait} s: {why}",
+                        r.name, r.port
+                    ));
+                }
+            }
+            devices.push(StimulatorDevice {
+                output: index.min(u8::MAX as usize) as u8,
+                name: r.name.clone(),
+                description: if up {
+                    format!(
+                        "stimulator output `{}` on {}: {}",
+                        r.name, r.port, info.firmware
+                    )
+                } else {
+                    format!(
+                        "stimulator output `{}` on {}: not connected at the session start",
+                        r.name, r.port
+                    )
+                },
+                down_at_start: !up,
+            });
+        }
+        if !failures.is_empty() {
+            anyhow::bail!(
+                "{}\n(a stimulator output must be connected for the session to start; \
+                 set `optional = true` in its [[output]] to run without it, or raise \
+                 `startup_wait_s`)",
+                failures.join("\n")
+            );
+        }
+        Ok(devices)
+    }
+
+    /// Tells every link that the session is stopping: outputs off at once, nothing more sent
+    /// (what the rules still decide is recorded as not sent). Returns immediately.
+    pub fn halt(&self) {
+        self.halt.store(true, Ordering::Release);
+        for r in &self.handles {
+            if let Some(w) = &r.waker {
+                w.wake();
+            }
+        }
+    }
+
     /// Stops the output threads (after the rules thread: their rings are drained first), then
     /// the emulated stimulators.
     pub fn stop(self) -> Vec<OutputReport> {
         self.stop.store(true, Ordering::Release);
+        for r in &self.handles {
+            if let Some(w) = &r.waker {
+                w.wake();
+            }
+        }
         let mut reports = Vec::new();
-        for (name, port, stats, handle) in self.handles {
-            let link = match handle {
+        for r in self.handles {
+            let link = match r.handle {
                 Handle::Sink(h) => {
                     let _ = h.join();
                     None
@@ -239,10 +384,12 @@ impl OutputThreads {
                 Handle::Link(h) => h.join().ok(),
             };
             reports.push(OutputReport {
-                name,
-                port,
-                stats,
+                name: r.name,
+                port: r.port,
+                stats: r.stats,
                 link,
+                optional: r.optional,
+                down_at_start: r.down_at_start,
             });
         }
         for emulator in self.emulators {

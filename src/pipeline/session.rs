@@ -259,6 +259,8 @@ impl RunningSession {
 
     /// Stops the sources, drains the rings, closes and finalizes the file.
     pub fn stop(self, reason: &str) -> Result<SessionSummary> {
+        // Stimulator outputs off first: nothing fires while the rest drains.
+        self.closed_loop.halt_outputs();
         self.stop.store(true, Ordering::Relaxed);
         // A capture thread asleep in its source (pacing, a reconnection backoff) wakes now.
         for capture in &self.captures {

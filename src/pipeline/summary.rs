@@ -126,6 +126,50 @@ pub struct OutputSummary {
     pub decision_to_edge: Percentiles,
     /// Pulses timed by the host (Firmata): no device edges or acknowledgements exist.
     pub host_timed: bool,
+    /// Commands not written within `max_trigger_age_ms` (never sent).
+    pub stale: u64,
+    /// Commands decided while the session was stopping (not sent).
+    pub stopping: u64,
+    /// Sent trains never (fully) acknowledged.
+    pub unacked: u64,
+    /// Refusals that matched no outstanding command.
+    pub stray_refusals: u64,
+    /// Refusals of triggers by reason, in words.
+    pub refusal_reasons: Vec<(String, u64)>,
+    /// Pulses cut short by the session stop (recorded, with their real times).
+    pub cut_by_stop: u64,
+    /// Times the link went down during the session.
+    pub disconnects: u64,
+    /// The output may be absent (`optional = true`).
+    pub optional: bool,
+    /// It was not connected when the session started.
+    pub down_at_start: bool,
+    /// What the device reported about itself (firmware name and version).
+    pub firmware: String,
+}
+
+impl OutputSummary {
+    /// Why this output made the run degraded (down at start or lost during it), or None.
+    pub fn degraded(&self) -> Option<String> {
+        if self.down_at_start {
+            Some(format!(
+                "output `{}` was not connected at the session start{}",
+                self.name,
+                if self.connects > 0 {
+                    " (it connected later)"
+                } else {
+                    " and never connected"
+                }
+            ))
+        } else if self.disconnects > 0 {
+            Some(format!(
+                "output `{}` was lost {} time(s) during the session",
+                self.name, self.disconnects
+            ))
+        } else {
+            None
+        }
+    }
 }
 
 impl std::fmt::Display for OutputSummary {
@@ -146,6 +190,29 @@ impl std::fmt::Display for OutputSummary {
             self.sync_residual_us
                 .map_or("n/a".into(), |r| format!("{r:.1} µs"))
         )?;
+        if !self.refusal_reasons.is_empty() {
+            let reasons: Vec<String> = self
+                .refusal_reasons
+                .iter()
+                .map(|(why, n)| format!("{n} {why}"))
+                .collect();
+            write!(f, "; refused: {}", reasons.join(", "))?;
+        }
+        for (n, what) in [
+            (self.stale, "stale (not sent within max_trigger_age_ms)"),
+            (self.stopping, "not sent (session stopping)"),
+            (self.unacked, "SENT BUT NOT ACKNOWLEDGED"),
+            (self.stray_refusals, "stray refusals (matching no command)"),
+            (self.cut_by_stop, "pulses cut by the stop (recorded)"),
+            (self.disconnects, "disconnections"),
+        ] {
+            if n > 0 {
+                write!(f, "; {n} {what}")?;
+            }
+        }
+        if self.down_at_start {
+            write!(f, "; NOT CONNECTED AT THE SESSION START (optional)")?;
+        }
         if self.sent > 0 && self.host_timed {
             write!(
                 f,
@@ -180,6 +247,9 @@ pub struct LoopSummary {
     pub overhead: Percentiles,
     /// Stimulator outputs.
     pub outputs: Vec<OutputSummary>,
+    /// Why the run was degraded (an output down at the start or lost during the session), or
+    /// None; `behavd run` then exits with code 3.
+    pub degraded: Option<String>,
 }
 
 /// Builds the summary from the threads' reports and the recorder's.
@@ -236,14 +306,37 @@ pub fn loop_summary(
                     Percentiles::of(&l.decision_to_edge)
                 }),
                 host_timed: o.link.as_ref().is_some_and(|l| l.host_timed),
+                stale: get(|s| &s.stale),
+                stopping: get(|s| &s.stopping),
+                unacked: get(|s| &s.unacked),
+                stray_refusals: get(|s| &s.stray_nacks),
+                refusal_reasons: o.stats.as_ref().map_or_else(Vec::new, |s| {
+                    s.nack_reasons
+                        .iter()
+                        .enumerate()
+                        .map(|(r, n)| (r, n.load(std::sync::atomic::Ordering::Relaxed)))
+                        .filter(|&(_, n)| n > 0)
+                        .map(|(r, n)| (crate::stim::codec::nack::name(r as u8).to_string(), n))
+                        .collect()
+                }),
+                cut_by_stop: get(|s| &s.cut_by_stop),
+                disconnects: get(|s| &s.disconnects),
+                optional: o.optional,
+                down_at_start: o.down_at_start,
+                firmware: o
+                    .stats
+                    .as_ref()
+                    .map_or_else(String::new, |s| s.info().firmware),
             }
         })
-        .collect();
+        .collect::<Vec<OutputSummary>>();
+    let degraded: Vec<String> = outputs.iter().filter_map(OutputSummary::degraded).collect();
     let mut summary = LoopSummary {
         outputs,
         producers,
         triggers_sent: report.triggers_sent,
         triggers_in_file: recording.trigger_rows,
+        degraded: (!degraded.is_empty()).then(|| degraded.join("; ")),
         ..LoopSummary::default()
     };
     if let Some(rules) = &report.rules {
@@ -301,6 +394,9 @@ impl LoopSummary {
         for o in &self.outputs {
             out.push_str(&format!("{o}.\n"));
         }
+        if let Some(why) = &self.degraded {
+            out.push_str(&format!("DEGRADED RUN: {why}.\n"));
+        }
         if !self.rules.is_empty() {
             out.push_str(&format!(
                 "triggers: {} sent, {} in file; frame capture→decision {}; daemon overhead {}.\n",
@@ -308,5 +404,71 @@ impl LoopSummary {
             ));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output() -> OutputSummary {
+        OutputSummary {
+            name: "stim".into(),
+            port: "/dev/ttyACM0".into(),
+            sent: 10,
+            acked: 3,
+            nacked: 1,
+            blocked: 0,
+            link_down: 0,
+            connects: 1,
+            faults: 0,
+            frames_bad: 0,
+            sync_residual_us: None,
+            decision_to_write: Percentiles::default(),
+            decision_to_edge: Percentiles::default(),
+            host_timed: false,
+            stale: 2,
+            stopping: 0,
+            unacked: 7,
+            stray_refusals: 1,
+            refusal_reasons: vec![("duty-cycle cap".into(), 1)],
+            cut_by_stop: 0,
+            disconnects: 0,
+            optional: false,
+            down_at_start: false,
+            firmware: String::new(),
+        }
+    }
+
+    /// The output line says in words what was refused and why, what went stale, what was never
+    /// acknowledged and what refusals were stray; a connected output is not degraded.
+    #[test]
+    fn the_output_line_names_refusals_staleness_and_missing_acknowledgements() {
+        let o = output();
+        let line = o.to_string();
+        for part in [
+            "refused: 1 duty-cycle cap",
+            "2 stale",
+            "7 SENT BUT NOT ACKNOWLEDGED",
+            "1 stray refusals",
+        ] {
+            assert!(line.contains(part), "`{part}` not in {line}");
+        }
+        assert!(!line.contains("reason="), "{line}");
+        assert_eq!(o.degraded(), None);
+        let down = OutputSummary {
+            down_at_start: true,
+            optional: true,
+            connects: 0,
+            ..output()
+        };
+        assert!(
+            down.to_string()
+                .contains("NOT CONNECTED AT THE SESSION START")
+        );
+        assert_eq!(
+            down.degraded().as_deref(),
+            Some("output `stim` was not connected at the session start and never connected")
+        );
     }
 }

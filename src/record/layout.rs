@@ -156,6 +156,15 @@ fn write_general(general: &Group, setup: &RecorderSetup) -> H5Result<()> {
         let device = h5::typed_group(&devices, &stream.info.name, "Device", "core")?;
         h5::attr_str(&device, "description", &stream.info.device_description)?;
     }
+    // Stimulators: what each device reported about itself when it connected.
+    for d in setup.triggers.iter().flat_map(|t| &t.devices) {
+        let name = format!("Stimulator_{}", d.name);
+        if devices.group(&name).is_ok() {
+            continue;
+        }
+        let device = h5::typed_group(&devices, &name, "Device", "core")?;
+        h5::attr_str(&device, "description", &d.description)?;
+    }
     if setup
         .streams
         .iter()

@@ -157,12 +157,49 @@ pub enum TriggerStatus {
     LinkDown = 5,
     /// Driven by the host without acknowledgement (Firmata).
     HostTimed = 6,
+    /// Not sent: it could not be written within the output's `max_trigger_age_ms` of the
+    /// decision (link connecting or busy); it never fires later.
+    Stale = 7,
+    /// Not sent: decided while the session was stopping (the outputs were already off).
+    Stopping = 8,
 }
 
 impl TriggerStatus {
     /// Text for the file's column description.
     pub const LEGEND: &'static str = "0=logged (no stimulator configured), 1=sent (not acknowledged), 2=acknowledged, \
-         3=refused by the device, 4=blocked by behavd's limits, 5=link down, 6=host-timed (Firmata)";
+         3=refused by the device (device_flags = reason), 4=blocked by behavd's limits, 5=link down (not sent), \
+         6=host-timed (Firmata), 7=stale (not written within max_trigger_age_ms of the decision; not sent), \
+         8=decided while the session was stopping (not sent)";
+
+    /// The status in words.
+    pub fn name(code: u8) -> &'static str {
+        match code {
+            0 => "logged",
+            1 => "sent, not acknowledged",
+            2 => "acknowledged",
+            3 => "refused by the device",
+            4 => "blocked by behavd's limits",
+            5 => "link down",
+            6 => "host-timed",
+            7 => "stale",
+            8 => "session stopping",
+            _ => "unknown",
+        }
+    }
+}
+
+/// A stimulator output as the file's `general/devices` shows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StimulatorDevice {
+    /// Output name.
+    pub name: String,
+    /// Protocol, port and what the device reported about itself (firmware name and version).
+    pub description: String,
+    /// Index of the output (order of the rules' output names).
+    pub output: u8,
+    /// Whether the link was down when the session started (an optional output that did not
+    /// connect in time): the outage table opens an outage at the session start.
+    pub down_at_start: bool,
 }
 
 /// A rule as the file's `TriggerRules` table shows it.
@@ -219,14 +256,46 @@ pub enum LinkEventKind {
     /// One host-timed pulse written (Firmata; `host_ns` = when the rise was written; a = train
     /// number, b = pulse index, c = µs between writing the rise and the fall).
     HostPulse = 8,
+    /// A refusal that matches no outstanding command (a = seq, b = reason): line noise or a
+    /// confused device, not the refusal of a trigger.
+    StrayNack = 9,
+    /// A host-timed pulse whose fall was written by the session stop (Firmata; like
+    /// `HostPulse`: the pin was high from the rise to the stop's all-low).
+    HostPulseCut = 10,
 }
 
 impl LinkEventKind {
     /// Text for the file's column description.
     pub const LEGEND: &'static str = "0=connected (a=firmware version major*10000+minor*100+patch, b=channels), \
-         1=disconnected, 2=fault (a=code, b=channel, c=detail), 3=input edge (a=input, b=level, \
+         1=disconnected, 2=fault (a=code: 1=watchdog, 2=cut at max on time, 3=duty-cycle cap, \
+         4=receive overflow; b=channel, c=detail), 3=input edge (a=input, b=level, \
          c=count), 4=clock-sync sample (a=round trip ns, b=1 if used in the fit), 5=refused (a=seq, \
-         b=reason), 6=pulse acknowledged (a=seq, b=pulse index, c=on time us), 7=fault cleared by \
-         behavd (a=fault bits), 8=host-timed pulse written (Firmata; time=rise written, a=train, \
-         b=pulse index, c=us from rise to fall written)";
+         b=reason: 1=unknown message type, 2=bad length, 3=no such channel, 4=bad argument, \
+         5=fault latched, 6=duty-cycle cap, 7=busy), 6=pulse acknowledged (a=seq, b=pulse index, \
+         c=on time us), 7=fault cleared by behavd (a=fault bits), 8=host-timed pulse written \
+         (Firmata; time=rise written, a=train, b=pulse index, c=us from rise to fall written), \
+         9=stray refusal matching no outstanding command (a=seq, b=reason as for 5), \
+         10=host-timed pulse cut by the session stop (as 8; the fall is the stop's all-low)";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stim::codec::nack;
+
+    /// The file's descriptions spell out every refusal reason as the link names it.
+    #[test]
+    fn legends_name_every_refusal_reason_and_status() {
+        let reasons = nack::legend();
+        assert!(reasons.starts_with("1=unknown message type, 2=bad length"));
+        assert!(LinkEventKind::LEGEND.contains(&reasons), "{reasons}");
+        for code in 0..=8u8 {
+            let name = TriggerStatus::name(code);
+            assert_ne!(name, "unknown");
+            assert!(
+                TriggerStatus::LEGEND.contains(&format!("{code}=")),
+                "status {code} ({name}) missing"
+            );
+        }
+    }
 }

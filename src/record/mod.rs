@@ -71,6 +71,8 @@ pub struct TriggerSetup {
     pub records: Vec<rtrb::Consumer<loop_records::TriggerRecord>>,
     /// Link events, one ring per serial link.
     pub events: Vec<rtrb::Consumer<loop_records::LinkEvent>>,
+    /// The serial outputs, for `general/devices` and the outages open at the session start.
+    pub devices: Vec<loop_records::StimulatorDevice>,
 }
 
 /// One stream as the recorder sees it.

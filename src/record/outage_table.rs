@@ -28,8 +28,10 @@ impl OutageTable {
             &t,
             "description",
             "Times a stimulator link was down: start_time = behavd saw the port vanish or hang \
-             up, stop_time = the link connected again (or the session ended, reconnected = 0). \
-             Triggers decided meanwhile are in StimulusTriggers with status 5 (link down).",
+             up (or the session start, for an optional output that was not connected when the \
+             session started), stop_time = the link connected again (or the session ended, \
+             reconnected = 0). Triggers decided meanwhile are in StimulusTriggers with status 5 \
+             (link down) or 7 (stale).",
         )?;
         h5::attr_str_array(
             &t,
@@ -88,6 +90,14 @@ impl OutageTable {
             && let Some(since) = open.take()
         {
             self.push(e.output, since, at, true, clock);
+        }
+    }
+
+    /// Opens an outage of `output` at `at_ns` (an output that was not connected when the
+    /// session started: the outage runs from the session start).
+    pub fn open_at(&mut self, output: u8, at_ns: u64) {
+        if let Some(open) = self.open_since.get_mut(output as usize) {
+            open.get_or_insert(at_ns);
         }
     }
 

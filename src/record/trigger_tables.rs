@@ -7,7 +7,7 @@ use hdf5::{File, Group};
 use super::SessionClock;
 use super::column::Column;
 use super::h5::{self, H5Result};
-use super::loop_records::{RuleRow, TriggerRecord, TriggerStatus};
+use super::loop_records::{RuleRow, StimulatorDevice, TriggerRecord, TriggerStatus};
 use super::loop_writer::RULES_TABLE;
 use super::outage_table::OutageTable;
 
@@ -173,7 +173,11 @@ impl TriggerTable {
                 "ack_end_time",
                 "Device time of the last falling edge of the train, mapped to the session clock, in seconds (NaN if not acknowledged)",
             )?,
-            acked_pulses: column(&t, "acked_pulses", "Pulses the device acknowledged")?,
+            acked_pulses: column(
+                &t,
+                "acked_pulses",
+                "Pulses the device acknowledged (host-timed: pulses written, including one cut by the session stop)",
+            )?,
             status: column(
                 &t,
                 "status",
@@ -182,7 +186,10 @@ impl TriggerTable {
             device_flags: column(
                 &t,
                 "device_flags",
-                "Acknowledgement flags OR-ed over the pulses (bit 0 cut at max-on, bit 1 cut by stop/replace/watchdog), or the NACK reason when status = 3",
+                &format!(
+                    "Acknowledgement flags OR-ed over the pulses (bit 0 cut at max-on, bit 1 cut by the session stop, a replacing command or the watchdog), or the device's refusal reason when status = 3 ({})",
+                    crate::stim::codec::nack::legend()
+                ),
             )?,
             latency: column(
                 &t,
@@ -288,7 +295,14 @@ pub struct LinkEventTable {
 
 impl LinkEventTable {
     /// Creates the empty table.
-    pub fn create(file: &File, outputs: &[String]) -> H5Result<Self> {
+    /// Outputs whose device is marked `down_at_start` get an outage opened at the session
+    /// start.
+    pub fn create(
+        file: &File,
+        outputs: &[String],
+        devices: &[StimulatorDevice],
+        clock: &SessionClock,
+    ) -> H5Result<Self> {
         let acquisition = file.group("/acquisition")?;
         let t = h5::typed_group(
             &acquisition,
@@ -319,7 +333,13 @@ impl LinkEventTable {
         let id = h5::extensible::<i64>(&t, "id", &[], 256, None)?;
         h5::set_type(&id, "ElementIdentifiers", "hdmf-common")?;
         Ok(Self {
-            outages: OutageTable::create(file, outputs)?,
+            outages: {
+                let mut outages = OutageTable::create(file, outputs)?;
+                for d in devices.iter().filter(|d| d.down_at_start) {
+                    outages.open_at(d.output, clock.start_mono_ns);
+                }
+                outages
+            },
             id: Column::new(id, &[], 64),
             time: column(
                 &t,

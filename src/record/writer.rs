@@ -161,7 +161,7 @@ fn open(setup: RecorderSetup) -> Result<Session, RecordError> {
             } else {
                 Some((
                     t.events,
-                    LinkEventTable::create(&file, &t.outputs)
+                    LinkEventTable::create(&file, &t.outputs, &t.devices, &setup.clock)
                         .map_err(err("creating the stimulator event table"))?,
                 ))
             };

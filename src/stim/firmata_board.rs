@@ -77,6 +77,7 @@ pub struct FirmataBoard {
     link: Option<PathBuf>,
     board: Arc<Mutex<Board>>,
     stop: Arc<AtomicBool>,
+    booted: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     _slave: TTYPort,
 }
@@ -98,6 +99,23 @@ pub fn firmware_report() -> Vec<u8> {
 impl FirmataBoard {
     /// Boots the board on a new pty (also reachable at `link`, a symlink, when given).
     pub fn start(link: Option<&Path>) -> Result<Self, FirmataBoardError> {
+        Self::start_booted(link, true)
+    }
+
+    /// Powers the board on but keeps it in its bootloader: it ignores every byte (counted as
+    /// discarded) and sends nothing until [`boot`](Self::boot), as an Uno does for a while
+    /// after its port is opened (or forever, when its sketch is not StandardFirmata).
+    pub fn start_held(link: Option<&Path>) -> Result<Self, FirmataBoardError> {
+        Self::start_booted(link, false)
+    }
+
+    /// Ends the bootloader of a board started with [`start_held`](Self::start_held):
+    /// StandardFirmata starts and sends its version and firmware reports.
+    pub fn boot(&self) {
+        self.booted.store(true, Ordering::Release);
+    }
+
+    fn start_booted(link: Option<&Path>, booted: bool) -> Result<Self, FirmataBoardError> {
         let (mut master, slave) = TTYPort::pair()?;
         let path = slave.name().unwrap_or_default();
         if let Some(link) = link {
@@ -112,11 +130,13 @@ impl FirmataBoard {
         master.set_timeout(Duration::from_millis(20))?;
         let board = Arc::new(Mutex::new(Board::default()));
         let stop = Arc::new(AtomicBool::new(false));
+        let booted = Arc::new(AtomicBool::new(booted));
         let thread = {
-            let (board, stop) = (Arc::clone(&board), Arc::clone(&stop));
+            let (board, stop, booted) =
+                (Arc::clone(&board), Arc::clone(&stop), Arc::clone(&booted));
             std::thread::Builder::new()
                 .name("firmata-board".into())
-                .spawn(move || run(master, board, stop))
+                .spawn(move || run(master, board, stop, booted))
                 .map_err(|source| FirmataBoardError::Io {
                     what: "spawning its thread".into(),
                     source,
@@ -127,6 +147,7 @@ impl FirmataBoard {
             link: link.map(Path::to_path_buf),
             board,
             stop,
+            booted,
             thread: Some(thread),
             _slave: slave,
         })
@@ -213,13 +234,22 @@ fn data_bytes(command: u8) -> Option<usize> {
     }
 }
 
-fn run(mut port: TTYPort, board: Arc<Mutex<Board>>, stop: Arc<AtomicBool>) {
+fn run(
+    mut port: TTYPort,
+    board: Arc<Mutex<Board>>,
+    stop: Arc<AtomicBool>,
+    booted: Arc<AtomicBool>,
+) {
     let mut version = [cmd::REPORT_VERSION, 2, 5].to_vec();
     version.extend(firmware_report());
-    let _ = port.write_all(&version);
     let mut rx = Rx::Idle;
     let mut buf = [0u8; 256];
+    let mut reported = false;
     while !stop.load(Ordering::Relaxed) {
+        if !reported && booted.load(Ordering::Acquire) {
+            reported = true;
+            let _ = port.write_all(&version);
+        }
         let n = match port.read(&mut buf) {
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
@@ -230,6 +260,11 @@ fn run(mut port: TTYPort, board: Arc<Mutex<Board>>, stop: Arc<AtomicBool>) {
                 continue;
             }
         };
+        if !reported {
+            // The bootloader: nothing reaches the sketch.
+            lock(&board).discarded += n as u64;
+            continue;
+        }
         for &b in &buf[..n] {
             let mut reply: Option<Vec<u8>> = None;
             rx = step(rx, b, &board, &mut reply);

@@ -13,16 +13,19 @@
 //! limits (maximum on time, duty cycle, refractory) apply as for the behavd protocol; the
 //! link's report has no decision → device edge distribution (`host_timed`). On
 //! stop, on a port error and before reconnecting, every pin is driven low; a train still
-//! running is cut. Nothing allocates per trigger.
+//! running is cut. At the session stop (the halt, before anything else drains) a pulse that was
+//! high is recorded with its real rise and the all-low's time (event kind "cut by stop") and
+//! counted; triggers arriving afterwards are recorded as not sent. A trigger whose first rise
+//! cannot be written within the output's maximum trigger age (the board still booting, the
+//! link reconnecting) is recorded as stale and never written. Nothing allocates per trigger.
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use super::firmata::{FirmataClient, FirmataEvent, FirmataParser, PinMode, query_firmware};
 use super::limits::DaemonLimits;
-use super::link::{Link, LinkReport};
+use super::link::{Link, LinkReport, is_stale};
 use super::wake::{Readiness, wait_readable_ns};
 use crate::clock::monotonic_ns;
 use crate::record::loop_records::{LinkEventKind, TriggerRecord, TriggerStatus};
@@ -91,15 +94,21 @@ impl FirmataRun {
         let mut backoff_ns = 10_000_000u64;
         let mut next_connect_ns = 0u64;
         let mut buf = [0u8; 256];
+        let mut halted = false;
         loop {
             let now = monotonic_ns();
             let stopping = self.link.stop.load(Ordering::Acquire);
-            if port.is_none() && now >= next_connect_ns && !stopping {
+            if !halted && (stopping || self.link.halt.load(Ordering::Acquire)) {
+                // The session is stopping: every pin low now, before anything else drains.
+                halted = true;
+                self.halt(&mut port);
+            }
+            if port.is_none() && now >= next_connect_ns && !halted {
                 match self.connect() {
-                    Ok((p, (major, minor))) => {
+                    Ok((p, (major, minor), description)) => {
                         port = Some(p);
                         backoff_ns = 10_000_000;
-                        self.link.stats.connects.fetch_add(1, Ordering::Relaxed);
+                        self.link.stats.connected(description);
                         let version = major as i64 * 10_000 + minor as i64 * 100;
                         let pins = self.link.channels.len() as i64;
                         self.link
@@ -107,21 +116,21 @@ impl FirmataRun {
                     }
                     Err(e) => {
                         tracing::debug!(output = %self.link.name, error = %e, "Firmata board not reachable");
+                        self.link.stats.connect_failed(&e);
                         next_connect_ns = now + backoff_ns;
                         backoff_ns = (backoff_ns * 2).min(1_000_000_000);
                     }
                 }
             }
-            let drained = self.take_commands(&mut port);
+            let drained = self.take_commands(&mut port, halted);
             if stopping && drained {
-                if let Some(p) = &mut port {
-                    self.all_low(p);
-                }
-                self.cut_trains(TriggerStatus::HostTimed);
                 break;
             }
             let Some(p) = &mut port else {
                 self.cut_trains(TriggerStatus::LinkDown);
+                if stopping {
+                    continue;
+                }
                 let wait = next_connect_ns
                     .saturating_sub(monotonic_ns())
                     .min(50_000_000);
@@ -156,16 +165,14 @@ impl FirmataRun {
                 Readiness::Timeout => {}
             }
         }
+        self.link.stats.up.store(false, Ordering::Release);
         self.report
     }
 
     /// Opens the port, waits for the firmware report, makes every mapped pin a low output.
-    fn connect(&mut self) -> Result<(serialport::TTYPort, (u8, u8)), String> {
+    fn connect(&mut self) -> Result<(serialport::TTYPort, (u8, u8), String), String> {
         let name = &self.link.port;
-        let mut p = serialport::new(name, self.link.baud)
-            .timeout(Duration::from_millis(5))
-            .open_native()
-            .map_err(|e| format!("{name}: {e}"))?;
+        let mut p = super::ports::open_port(name, self.link.baud)?;
         self.parser = FirmataParser::new();
         p.write_all(&query_firmware()).map_err(|e| e.to_string())?;
         let deadline = monotonic_ns() + FIRMWARE_TIMEOUT_NS;
@@ -185,8 +192,8 @@ impl FirmataRun {
         }
         let Some((major, minor, fw_name)) = firmware else {
             return Err(format!(
-                "{name}: no Firmata firmware report within 5 s (not StandardFirmata, or wrong baud \
-                 rate {})",
+                "{name}: the board did not report its firmware within 5 s (silent, not \
+                 StandardFirmata, or wrong baud rate {})",
                 self.link.baud
             ));
         };
@@ -208,27 +215,30 @@ impl FirmataRun {
             pins = ?self.link.channels,
             "Firmata board connected; pins are low outputs (host-timed pulses)"
         );
-        Ok((p, (major, minor)))
+        let description = format!(
+            "Firmata firmware \"{fw_name}\" {major}.{minor} (pins {:?}, host-timed)",
+            self.link.channels
+        );
+        Ok((p, (major, minor), description))
     }
 
     /// Takes every queued command; returns whether the ring was already empty.
-    fn take_commands(&mut self, port: &mut Option<serialport::TTYPort>) -> bool {
+    fn take_commands(&mut self, port: &mut Option<serialport::TTYPort>, halted: bool) -> bool {
         let mut drained = true;
         while let Ok(mut cmd) = self.link.commands.pop() {
             drained = false;
             let now = monotonic_ns();
             let ch = cmd.channel as usize;
-            let refuse = |run: &mut Self, mut cmd: TriggerRecord, status: TriggerStatus| {
-                cmd.status = status as u8;
-                let counter = match status {
-                    TriggerStatus::LinkDown => &run.link.stats.link_down,
-                    _ => &run.link.stats.blocked,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                let _ = run.link.recorder.push(cmd);
-            };
+            if halted {
+                self.refuse(cmd, TriggerStatus::Stopping);
+                continue;
+            }
             if port.is_none() {
-                refuse(self, cmd, TriggerStatus::LinkDown);
+                self.refuse(cmd, TriggerStatus::LinkDown);
+                continue;
+            }
+            if is_stale(&cmd, now, self.link.max_age_ns) {
+                self.refuse(cmd, TriggerStatus::Stale);
                 continue;
             }
             let busy = self.trains.get(ch).is_none_or(|t| t.is_some());
@@ -238,7 +248,7 @@ impl FirmataRun {
                 false => None,
             }) {
                 tracing::warn!(output = %self.link.name, channel = ch, reason, "trigger blocked by daemon-side limit");
-                refuse(self, cmd, TriggerStatus::Blocked);
+                self.refuse(cmd, TriggerStatus::Blocked);
                 continue;
             }
             self.train_counter = self.train_counter.wrapping_add(1);
@@ -256,11 +266,34 @@ impl FirmataRun {
         drained
     }
 
+    /// Records a command that is not sent, with why.
+    fn refuse(&mut self, mut cmd: TriggerRecord, status: TriggerStatus) {
+        cmd.status = status as u8;
+        let stats = &self.link.stats;
+        let counter = match status {
+            TriggerStatus::LinkDown => &stats.link_down,
+            TriggerStatus::Stale => &stats.stale,
+            TriggerStatus::Stopping => &stats.stopping,
+            _ => &stats.blocked,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let _ = self.link.recorder.push(cmd);
+    }
+
     /// Writes every edge that is due; a train that ends is recorded.
     fn write_due_edges(&mut self, p: &mut serialport::TTYPort) -> std::io::Result<()> {
         for ch in 0..self.trains.len() {
             while let Some(mut t) = self.trains[ch] {
                 if monotonic_ns() < t.due_ns {
+                    break;
+                }
+                if t.index == 0
+                    && !t.high
+                    && is_stale(&t.record, monotonic_ns(), self.link.max_age_ns)
+                {
+                    // Its first rise cannot be written in time: it is not sent at all.
+                    self.trains[ch] = None;
+                    self.refuse(t.record, TriggerStatus::Stale);
                     break;
                 }
                 let pin = self.link.channels[ch];
@@ -336,17 +369,55 @@ impl FirmataRun {
         }
     }
 
-    /// Drives every mapped pin low (best effort).
-    fn all_low(&mut self, p: &mut serialport::TTYPort) {
+    /// Drives every mapped pin low (best effort); returns when the last write was done.
+    fn all_low(&mut self, p: &mut serialport::TTYPort) -> u64 {
         for &pin in &self.link.channels {
             if let Ok(bytes) = self.client.digital_write(pin, false) {
                 let _ = p.write_all(&bytes);
             }
         }
+        monotonic_ns()
+    }
+
+    /// The session stop: every pin low at once, and every running train recorded as cut. A
+    /// pulse that was high is one that happened (the all-low wrote its fall): it is recorded
+    /// with its real times and counted.
+    fn halt(&mut self, port: &mut Option<serialport::TTYPort>) {
+        let Some(p) = port else {
+            self.cut_trains(TriggerStatus::LinkDown);
+            return;
+        };
+        let fall_ns = self.all_low(p);
+        for ch in 0..self.trains.len() {
+            let Some(mut t) = self.trains[ch].take() else {
+                continue;
+            };
+            t.record.flags |= super::codec::pulse_flag::CANCELLED;
+            if t.record.sent_ns == 0 {
+                // Not started: never on the wire.
+                self.refuse(t.record, TriggerStatus::Stopping);
+                continue;
+            }
+            if t.high {
+                self.link.event(
+                    LinkEventKind::HostPulseCut,
+                    t.rise_written_ns,
+                    None,
+                    t.record.seq as i64,
+                    t.index as i64,
+                    (fall_ns.saturating_sub(t.rise_written_ns) / 1000) as i64,
+                );
+                t.record.acked_pulses = t.index + 1;
+                self.link.stats.cut_by_stop.fetch_add(1, Ordering::Relaxed);
+            }
+            let _ = self.link.recorder.push(t.record);
+        }
     }
 
     fn lost(&mut self, port: &mut Option<serialport::TTYPort>, next_connect_ns: &mut u64) {
         tracing::warn!(output = %self.link.name, port = %self.link.port, "Firmata port lost; reconnecting");
+        self.link.stats.up.store(false, Ordering::Release);
+        self.link.stats.disconnects.fetch_add(1, Ordering::Relaxed);
         *port = None;
         self.cut_trains(TriggerStatus::LinkDown);
         self.link

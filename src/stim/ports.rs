@@ -117,6 +117,45 @@ pub fn resolve_port(selector: &str) -> Option<String> {
     }
 }
 
+/// Opens `port` (a path, or a `usb:<serial>` selector resolved now, so a board plugged in
+/// later is found) for a link; the error says why in words.
+pub fn open_port(port: &str, baud: u32) -> Result<serialport::TTYPort, String> {
+    let path = resolve_port(port).ok_or_else(|| {
+        format!("{port}: no serial port with that USB serial number is plugged in (see `behavd devices`)")
+    })?;
+    serialport::new(&path, baud)
+        .timeout(std::time::Duration::from_millis(5))
+        .open_native()
+        .map_err(|e| open_error(&path, &e))
+}
+
+/// Why `port` could not be opened as a serial port, in words: a missing path, an empty one,
+/// a regular file or directory, or a device that is no terminal (such as `/dev/null`) are
+/// named as such; other errors are given as the OS reported them.
+pub fn open_error(port: &str, error: &serialport::Error) -> String {
+    use std::os::unix::fs::FileTypeExt;
+    if port.is_empty() {
+        return "the port is empty (set `port` to the device path, e.g. /dev/ttyACM0)".into();
+    }
+    match std::fs::metadata(port) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            format!("{port}: no such port (not plugged in? see `behavd devices`)")
+        }
+        Ok(m) if m.is_file() => format!("{port}: a regular file, not a serial port"),
+        Ok(m) if m.is_dir() => format!("{port}: a directory, not a serial port"),
+        Ok(m) if m.file_type().is_char_device() && not_a_tty(error) => {
+            format!("{port}: a device that is not a serial port (not a terminal)")
+        }
+        _ => format!("{port}: {error}"),
+    }
+}
+
+/// ENOTTY, as serialport reports it ("Not a typewriter" / "Inappropriate ioctl for device").
+fn not_a_tty(error: &serialport::Error) -> bool {
+    let text = error.to_string();
+    text.contains("typewriter") || text.contains("ioctl")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +192,28 @@ mod tests {
         assert_eq!(p.vendor_id.as_deref(), Some("2341"));
         assert_eq!(p.product.as_deref(), Some("Arduino Uno"));
         assert_eq!(p.serial_number.as_deref(), Some("85736323838351F0E1A1"));
+    }
+
+    /// Every way of not being a serial port is named in words.
+    #[test]
+    fn open_errors_say_what_the_port_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plain.txt");
+        std::fs::write(&file, "x").unwrap();
+        let file = file.display().to_string();
+        let missing = dir.path().join("ttyNOPE0").display().to_string();
+        for (port, expected) in [
+            ("", "the port is empty"),
+            (missing.as_str(), "no such port"),
+            (file.as_str(), "a regular file, not a serial port"),
+            ("/dev/null", "a device that is not a serial port"),
+            (
+                "usb:NO-SUCH-SERIAL",
+                "no serial port with that USB serial number",
+            ),
+        ] {
+            let why = open_port(port, 115_200).map(|_| ()).unwrap_err();
+            assert!(why.contains(expected), "{port:?}: {why}");
+        }
     }
 }

@@ -93,6 +93,28 @@ pub mod nack {
     pub const DUTY_CYCLE: u8 = 6;
     /// No free scheduler slot.
     pub const BUSY: u8 = 7;
+
+    /// The reason in words (for logs, summaries and the file's descriptions).
+    pub fn name(reason: u8) -> &'static str {
+        match reason {
+            UNKNOWN_TYPE => "unknown message type",
+            BAD_LENGTH => "bad length",
+            BAD_CHANNEL => "no such channel",
+            BAD_ARGUMENT => "bad argument",
+            FAULT_LATCHED => "fault latched",
+            DUTY_CYCLE => "duty-cycle cap",
+            BUSY => "busy",
+            _ => "unknown reason",
+        }
+    }
+
+    /// Every reason with its code, e.g. `1=unknown message type, 2=bad length, ...`.
+    pub fn legend() -> String {
+        (1..=BUSY)
+            .map(|r| format!("{r}={}", name(r)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// FAULT codes (PROTOCOL.md §3).
@@ -105,6 +127,17 @@ pub mod fault {
     pub const DUTY_CAP: u8 = 3;
     /// Receive overflow; `detail` = bytes discarded.
     pub const RX_OVERFLOW: u8 = 4;
+
+    /// The fault in words.
+    pub fn name(code: u8) -> &'static str {
+        match code {
+            WATCHDOG => "watchdog (host silent)",
+            MAX_ON => "cut at max on time",
+            DUTY_CAP => "pulses skipped by the duty-cycle cap",
+            RX_OVERFLOW => "receive overflow",
+            _ => "unknown fault",
+        }
+    }
 }
 
 /// Latched fault bits reported in the device HEARTBEAT (PROTOCOL.md §4).

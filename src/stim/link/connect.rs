@@ -10,10 +10,7 @@ impl Link {
         decoder: &mut FrameDecoder,
         fit: &mut DeviceClockFit,
     ) -> Result<Connected, String> {
-        let mut p = serialport::new(&self.port, self.baud)
-            .timeout(Duration::from_millis(5))
-            .open_native()
-            .map_err(|e| format!("{}: {e}", self.port))?;
+        let mut p = crate::stim::ports::open_port(&self.port, self.baud)?;
         decoder.reset();
         fit.reset();
         let mut out = [0u8; 80];
@@ -32,17 +29,24 @@ impl Link {
                         fw_major,
                         fw_minor,
                         fw_patch,
+                        inputs,
+                        board,
                         ..
                     } = msg
                     {
-                        capabilities = Some((protocol, channels, (fw_major, fw_minor, fw_patch)));
+                        capabilities = Some((
+                            protocol,
+                            channels,
+                            (fw_major, fw_minor, fw_patch),
+                            (inputs, board),
+                        ));
                     }
                 }
             }
         }
-        let Some((protocol, channels, fw)) = capabilities else {
+        let Some((protocol, channels, fw, (inputs, board))) = capabilities else {
             return Err(format!(
-                "{}: no CAPABILITIES within 2 s of HELLO (not a behavd stimulator?)",
+                "{}: the device did not answer HELLO within 2 s (silent, not a behavd stimulator, or wrong baud rate)",
                 self.port
             ));
         };
@@ -82,10 +86,17 @@ impl Link {
             channels,
             "stimulator connected; safety limits sent"
         );
+        let board = String::from_utf8_lossy(&board)
+            .trim_end_matches('\0')
+            .to_string();
         Ok(Connected {
             port: p,
             firmware: fw,
             channels,
+            description: format!(
+                "behavd protocol {protocol} firmware {}.{}.{} on board \"{board}\" ({channels} channels, {inputs} inputs)",
+                fw.0, fw.1, fw.2
+            ),
         })
     }
 }

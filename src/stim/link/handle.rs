@@ -66,9 +66,22 @@ impl Link {
                     slot.record.status = TriggerStatus::Nacked as u8;
                     slot.record.flags = reason;
                     slot.in_use = false;
-                    self.stats.nacked.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(output = %self.name, seq, reason, "stimulator refused a command");
+                    self.stats.count_nack(reason);
+                    tracing::warn!(
+                        output = %self.name,
+                        seq,
+                        reason = super::super::codec::nack::name(reason),
+                        "stimulator refused a trigger"
+                    );
                     return Some(slot.record);
+                }
+                if seq >= CONFIG_SEQ_BASE {
+                    tracing::warn!(
+                        output = %self.name,
+                        seq,
+                        reason = super::super::codec::nack::name(reason),
+                        "stimulator refused a configuration command (safety limits, fault clear or stop)"
+                    );
                 }
                 None
             }
@@ -79,7 +92,13 @@ impl Link {
                 ..
             } => {
                 self.stats.faults.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(output = %self.name, code, channel, detail, "stimulator fault");
+                tracing::warn!(
+                    output = %self.name,
+                    fault = super::super::codec::fault::name(code),
+                    channel,
+                    detail,
+                    "stimulator fault"
+                );
                 None
             }
             _ => None,

@@ -7,14 +7,17 @@
 //! their command by sequence number; device edge times are mapped to the host clock through a
 //! continuously refitted ping/pong clock fit. When the port vanishes (USB unplug, emulator
 //! restart) the link reconnects with backoff, re-sends the safety configuration and clears
-//! latched faults; commands arriving meanwhile are recorded as not sent. Nothing here
-//! allocates per command.
+//! latched faults; commands arriving meanwhile are recorded as not sent. A command older than
+//! the output's maximum trigger age when it could be written (the link was connecting) is
+//! recorded as stale and never sent. When the session stops, the link sends STOP_ALL at once,
+//! records the pulse that cut, and sends nothing more. Unacknowledged trains are counted and
+//! warned about (rate-limited); a NACK matching no outstanding command is recorded as stray.
+//! Nothing here allocates per command.
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
 use super::codec::{FrameDecoder, Message};
 use super::limits::DaemonLimits;
@@ -34,32 +37,13 @@ const HELLO_TIMEOUT_NS: u64 = 2_000_000_000;
 const ACK_GRACE_NS: u64 = 1_000_000_000;
 /// Commands in flight at once (sequence-number window).
 const IN_FLIGHT: usize = 64;
+/// Sequence numbers from here up are the link's own configuration commands (SET_SAFETY,
+/// STOP_ALL, CLEAR_FAULTS), never triggers.
+const CONFIG_SEQ_BASE: u16 = 60000;
 
-/// Live counters of a link.
-#[derive(Debug, Default)]
-pub struct LinkStats {
-    /// Commands written to the port.
-    pub sent: AtomicU64,
-    /// Trains fully acknowledged.
-    pub acked: AtomicU64,
-    /// Commands refused by the device.
-    pub nacked: AtomicU64,
-    /// Commands refused by the daemon-side limits.
-    pub blocked: AtomicU64,
-    /// Commands that arrived while the link was down.
-    pub link_down: AtomicU64,
-    /// Successful (re)connections.
-    pub connects: AtomicU64,
-    /// Frames from the device dropped for framing/CRC errors.
-    pub frames_bad: AtomicU64,
-    /// Faults reported by the device.
-    pub faults: AtomicU64,
-    /// Ping/pong samples accepted into the clock fit.
-    pub sync_samples: AtomicU64,
-    /// Times the link cleared a tripped device watchdog.
-    pub rearms: AtomicU64,
-    /// Link events the recorder could not take.
-    pub events_lost: AtomicU64,
+/// Whether a command is too old to be written now (decided more than `max_age_ns` ago).
+pub fn is_stale(cmd: &TriggerRecord, now_ns: u64, max_age_ns: u64) -> bool {
+    cmd.decision_ns > 0 && now_ns.saturating_sub(cmd.decision_ns) > max_age_ns
 }
 
 /// What a link thread reports when it ends.
@@ -106,6 +90,12 @@ pub struct Link {
     /// Time one byte takes on the wire (10 bits / baud for a UART; 0 for a pseudo-terminal or
     /// native USB). Clock-sync samples are corrected for the PING and PONG transmission times.
     pub byte_ns: u64,
+    /// Oldest a command may be (since its decision) when written; older ones are recorded as
+    /// stale and never sent.
+    pub max_age_ns: u64,
+    /// Set when the session starts stopping: the link turns every output off at once, records
+    /// what that cut, and sends nothing more (commands still arriving are recorded as not sent).
+    pub halt: Arc<AtomicBool>,
 }
 
 #[derive(Clone, Copy)]
@@ -120,7 +110,15 @@ struct Connected {
     port: serialport::TTYPort,
     firmware: (u8, u8, u8),
     channels: u8,
+    /// The device's description of itself, for the file's devices.
+    description: String,
 }
+
+/// Sequence number of the STOP_ALL the link sends when the session stops.
+const HALT_SEQ: u16 = 60998;
+/// How long the stopping link waits for the device to confirm STOP_ALL (and acknowledge the
+/// pulses it cut) before it records what is still outstanding.
+const HALT_CONFIRM_NS: u64 = 300_000_000;
 
 enum Port {
     Down,
@@ -158,9 +156,32 @@ impl Link {
         let mut next_connect_ns = 0u64;
         let mut buf = [0u8; 256];
         let mut out = [0u8; 80];
+        // When the halt (STOP_ALL) was sent, and whether the device confirmed it.
+        let mut halted_ns: Option<u64> = None;
+        let mut halt_confirmed = false;
+        let mut unacked_warn = RateLimitedWarn::default();
         loop {
             let now = monotonic_ns();
             let stopping = self.stop.load(Ordering::Acquire);
+            // Only the session's halt sends STOP_ALL: a link told to stop without it goes silent
+            // (the device's watchdog then acts, as it would if behavd died).
+            if halted_ns.is_none() && self.halt.load(Ordering::Acquire) {
+                halted_ns = Some(now);
+                if let Port::Up(p) = &mut port {
+                    let n = Message::StopAll { seq: HALT_SEQ }.encode(&mut out);
+                    let _ = p.write_all(&out[..n]);
+                    last_tx_ns = monotonic_ns();
+                } else {
+                    halt_confirmed = true;
+                }
+                // What is still running now is ended by the stop, not lost.
+                for slot in pending
+                    .iter_mut()
+                    .filter(|s| s.in_use && now + ACK_GRACE_NS < s.due_ns)
+                {
+                    slot.record.flags |= super::codec::pulse_flag::CANCELLED;
+                }
+            }
             // (Re)connect.
             if matches!(port, Port::Down) && now >= next_connect_ns && !stopping {
                 match self.connect(&mut decoder, &mut fit) {
@@ -168,8 +189,10 @@ impl Link {
                         port: p,
                         firmware: fw,
                         channels,
+                        description,
                     }) => {
                         port = Port::Up(p);
+                        self.stats.connected(description);
                         let version = fw.0 as i64 * 10_000 + fw.1 as i64 * 100 + fw.2 as i64;
                         self.event(
                             LinkEventKind::Connected,
@@ -180,11 +203,11 @@ impl Link {
                             0,
                         );
                         backoff_ns = 10_000_000;
-                        self.stats.connects.fetch_add(1, Ordering::Relaxed);
                         last_tx_ns = monotonic_ns();
                     }
                     Err(e) => {
                         tracing::debug!(output = %self.name, error = %e, "stimulator not reachable");
+                        self.stats.connect_failed(&e);
                         next_connect_ns = now + backoff_ns;
                         backoff_ns = (backoff_ns * 2).min(1_000_000_000);
                     }
@@ -195,12 +218,24 @@ impl Link {
             while let Ok(mut cmd) = self.commands.pop() {
                 drained = false;
                 let now = monotonic_ns();
+                if halted_ns.is_some() {
+                    cmd.status = TriggerStatus::Stopping as u8;
+                    self.stats.stopping.fetch_add(1, Ordering::Relaxed);
+                    let _ = self.recorder.push(cmd);
+                    continue;
+                }
                 let Port::Up(p) = &mut port else {
                     cmd.status = TriggerStatus::LinkDown as u8;
                     self.stats.link_down.fetch_add(1, Ordering::Relaxed);
                     let _ = self.recorder.push(cmd);
                     continue;
                 };
+                if is_stale(&cmd, now, self.max_age_ns) {
+                    cmd.status = TriggerStatus::Stale as u8;
+                    self.stats.stale.fetch_add(1, Ordering::Relaxed);
+                    let _ = self.recorder.push(cmd);
+                    continue;
+                }
                 let ch = cmd.channel as usize;
                 if let Some(reason) = budgets.violation(&cmd, now) {
                     tracing::warn!(output = %self.name, channel = ch, reason, "trigger blocked by daemon-side limit");
@@ -209,7 +244,12 @@ impl Link {
                     let _ = self.recorder.push(cmd);
                     continue;
                 }
-                seq = seq.wrapping_add(1);
+                // Trigger sequence numbers stay below the configuration commands'.
+                seq = if seq + 1 >= CONFIG_SEQ_BASE {
+                    1
+                } else {
+                    seq + 1
+                };
                 let msg = Message::Pulse {
                     seq,
                     channel: self.channels.get(ch).copied().unwrap_or(cmd.channel),
@@ -241,6 +281,8 @@ impl Link {
                 let slot = &mut pending[seq as usize % IN_FLIGHT];
                 if slot.in_use {
                     // Window wrapped: record the old one unacknowledged.
+                    self.stats.unacked.fetch_add(1, Ordering::Relaxed);
+                    unacked_warn.note(&self.name, monotonic_ns());
                     let _ = self.recorder.push(slot.record);
                 }
                 *slot = Pending {
@@ -250,7 +292,10 @@ impl Link {
                 };
                 slot.record.seq = seq;
             }
-            if stopping && drained {
+            let awaiting_halt = matches!(port, Port::Up(_))
+                && !halt_confirmed
+                && halted_ns.is_some_and(|t| monotonic_ns() < t + HALT_CONFIRM_NS);
+            if stopping && drained && !awaiting_halt {
                 break;
             }
             let Port::Up(p) = &mut port else {
@@ -276,6 +321,8 @@ impl Link {
             // Expired trains.
             for slot in pending.iter_mut().filter(|s| s.in_use && now > s.due_ns) {
                 slot.in_use = false;
+                self.stats.unacked.fetch_add(1, Ordering::Relaxed);
+                unacked_warn.note(&self.name, now);
                 let _ = self.recorder.push(slot.record);
             }
             // Wait for bytes or a command.
@@ -283,6 +330,7 @@ impl Link {
                 Readiness::Port => match p.read(&mut buf) {
                     Ok(0) | Err(_) => {
                         tracing::warn!(output = %self.name, port = %self.port, "stimulator port vanished; reconnecting");
+                        self.went_down();
                         port = Port::Down;
                         self.event(LinkEventKind::Disconnected, 0, None, 0, 0, 0);
                         next_connect_ns = monotonic_ns();
@@ -328,14 +376,19 @@ impl Link {
                                     level as i64,
                                     count as i64,
                                 ),
-                                Message::Nack { seq, reason } => self.event(
-                                    LinkEventKind::Nack,
-                                    0,
-                                    None,
-                                    seq as i64,
-                                    reason as i64,
-                                    0,
-                                ),
+                                Message::Nack { seq, reason } => {
+                                    let slot = &pending[seq as usize % IN_FLIGHT];
+                                    let ours = (slot.in_use && slot.record.seq == seq)
+                                        || seq >= CONFIG_SEQ_BASE;
+                                    let kind = if ours {
+                                        LinkEventKind::Nack
+                                    } else {
+                                        self.stray_nack(seq, reason);
+                                        LinkEventKind::StrayNack
+                                    };
+                                    self.event(kind, 0, None, seq as i64, reason as i64, 0);
+                                }
+                                Message::Ok { seq: HALT_SEQ, .. } => halt_confirmed = true,
                                 Message::PulseDone {
                                     seq,
                                     index,
@@ -399,6 +452,7 @@ impl Link {
                 },
                 Readiness::Hangup => {
                     tracing::warn!(output = %self.name, port = %self.port, "stimulator port hung up; reconnecting");
+                    self.went_down();
                     port = Port::Down;
                     self.event(LinkEventKind::Disconnected, 0, None, 0, 0, 0);
                     next_connect_ns = monotonic_ns() + 10_000_000;
@@ -409,10 +463,34 @@ impl Link {
         }
         for slot in pending.iter_mut().filter(|s| s.in_use) {
             slot.in_use = false;
+            if slot.record.flags & super::codec::pulse_flag::CANCELLED == 0 {
+                self.stats.unacked.fetch_add(1, Ordering::Relaxed);
+                unacked_warn.note(&self.name, monotonic_ns());
+            }
             let _ = self.recorder.push(slot.record);
         }
+        unacked_warn.flush(&self.name);
+        self.stats.up.store(false, Ordering::Release);
         report.fit = fit.is_fitted().then(|| fit.quality());
         report
+    }
+
+    /// The link was up and is not any more.
+    fn went_down(&self) {
+        self.stats.up.store(false, Ordering::Release);
+        self.stats.disconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A refusal that matches no outstanding command: counted and logged (debug; the summary
+    /// gives the count), never attributed to a trigger.
+    fn stray_nack(&self, seq: u16, reason: u8) {
+        self.stats.stray_nacks.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(
+            output = %self.name,
+            seq,
+            reason = super::codec::nack::name(reason),
+            "stimulator refusal matches no outstanding command (stray)"
+        );
     }
 
     /// Queues a link event for the file (dropped and counted if the recorder is behind).
@@ -457,3 +535,7 @@ impl Link {
 
 mod connect;
 mod handle;
+mod stats;
+
+use stats::RateLimitedWarn;
+pub use stats::{LinkInfo, LinkStats};
