@@ -32,6 +32,7 @@ use std::time::Duration;
 pub use error::{RecordError, os_error_of};
 pub use gaps::{GAPS_TABLE, GapRecord, STREAMS_TABLE};
 pub use layout::NWB_VERSION;
+pub use reserve::RESERVE_BYTES;
 pub use transpose::transpose_into;
 pub use writer::{Recorder, RecordingReport};
 

@@ -535,6 +535,7 @@ impl Session {
         tracing::debug!(
             frames = ?self.writers.iter().map(StreamWriter::frames_written).collect::<Vec<_>>(),
             gaps = self.gaps.rows(),
+            metadata_cache_bytes = metadata_cache_bytes(&self.file),
             "flushed session file"
         );
         Ok(())
@@ -573,6 +574,24 @@ impl Session {
             _ => std::thread::park_timeout(Duration::from_millis(1)),
         }
     }
+}
+
+/// Bytes the HDF5 metadata cache of `file` holds now (0 if the library cannot say).
+fn metadata_cache_bytes(file: &File) -> usize {
+    let (mut max, mut min_clean, mut current, mut entries) = (0usize, 0usize, 0usize, 0i32);
+    let status = hdf5::sync::sync(|| {
+        // SAFETY: a valid file id and out-pointers to locals.
+        unsafe {
+            hdf5_sys::h5f::H5Fget_mdc_size(
+                file.id(),
+                &mut max,
+                &mut min_clean,
+                &mut current,
+                &mut entries,
+            )
+        }
+    });
+    if status < 0 { 0 } else { current }
 }
 
 /// Keeps a chunk that came back from the pool in its stream's reorder window until its turn.
