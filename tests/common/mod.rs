@@ -267,3 +267,32 @@ pub fn run_on_small_fs(size: &str, args: &[&str], out: &Path) -> Option<SmallFsR
     }
     None
 }
+
+/// Spawns `cmd` (a `behavd run`) with stderr piped and returns once it logged that recording
+/// started (the file exists), with the instant it was seen; stderr keeps being drained so the
+/// child never blocks on a full pipe. Panics if the child exits first.
+pub fn spawn_until_recording(cmd: &mut Command) -> (std::process::Child, std::time::Instant) {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("behavd starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("behavd exited before recording started:\n{seen}"))
+            .unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("recording started") {
+            break;
+        }
+    }
+    let started = std::time::Instant::now();
+    std::thread::spawn(move || for _ in lines {});
+    (child, started)
+}
