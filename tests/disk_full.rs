@@ -103,7 +103,7 @@ fn a_full_disk_closes_the_file_with_equal_lengths_and_names_the_cause() {
         );
         assert_ne!(run.code, 0, "a failed recording exits non-zero: {context}");
         assert!(
-            run.stderr.contains(&"error: recording failed: ") && run.stderr.contains(NO_SPACE),
+            run.stderr.contains("error: recording failed: ") && run.stderr.contains(NO_SPACE),
             "stderr names the cause: {context}"
         );
         assert!(
