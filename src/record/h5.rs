@@ -170,3 +170,21 @@ pub fn vector_data(ds: &Dataset, description: &str) -> H5Result<()> {
     set_type(ds, "VectorData", "hdmf-common")?;
     attr_str(ds, "description", description)
 }
+
+/// Bytes the HDF5 metadata cache of `file` holds now (0 if the library cannot say).
+pub fn metadata_cache_bytes(file: &hdf5::File) -> usize {
+    let (mut max, mut min_clean, mut current, mut entries) = (0usize, 0usize, 0usize, 0i32);
+    let status = hdf5::sync::sync(|| {
+        // SAFETY: a valid file id and out-pointers to locals.
+        unsafe {
+            hdf5_sys::h5f::H5Fget_mdc_size(
+                file.id(),
+                &mut max,
+                &mut min_clean,
+                &mut current,
+                &mut entries,
+            )
+        }
+    });
+    if status < 0 { 0 } else { current }
+}

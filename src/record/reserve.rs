@@ -52,6 +52,29 @@ impl Drop for Reserve {
     }
 }
 
+/// Holds back disk space for closing the file (see [`Reserve`]). A disk too full for it fails
+/// the start; a filesystem that cannot allocate ahead only gets a warning.
+pub fn hold_back_space(file: &Path) -> Result<Option<Reserve>, super::RecordError> {
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match Reserve::create(dir, RESERVE_BYTES) {
+        Ok(r) => Ok(Some(r)),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) => {
+            Err(super::RecordError::Reserve {
+                dir: dir.display().to_string(),
+                mib: RESERVE_BYTES >> 20,
+                cause: e,
+            })
+        }
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot hold back disk space for closing the file; a full disk may leave it unfinished");
+            Ok(None)
+        }
+    }
+}
+
 /// Removes reserve files left in `dir` by processes that are gone (a `kill -9`).
 fn remove_stale(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {

@@ -1,6 +1,6 @@
 //! The recorder thread: drains the rings into the session file until every producer is gone.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -10,10 +10,11 @@ use hdf5::File;
 
 use super::compress::{CompressJob, CompressedChunk, CompressorPool};
 use super::gaps::{self, GapTable};
+use super::h5;
 use super::layout;
 use super::loop_records::{LinkEvent, OutputSetup, TriggerRecord};
 use super::loop_writer::OutputWriter;
-use super::reserve::{RESERVE_BYTES, Reserve};
+use super::reserve::Reserve;
 use super::stream_writer::StreamWriter;
 use super::trigger_tables::{LinkEventTable, TriggerTable};
 use super::{RecordError, RecorderSetup, StreamSetup};
@@ -198,33 +199,10 @@ fn discard_until_gone(streams: &mut [StreamSetup], lost: &[u64]) {
     }
 }
 
-/// Holds back disk space for closing the file (see [`Reserve`]). A disk too full for it fails
-/// the start; a filesystem that cannot allocate ahead only gets a warning.
-fn hold_back_space(file: &Path) -> Result<Option<Reserve>, RecordError> {
-    let dir = match file.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    match Reserve::create(dir, RESERVE_BYTES) {
-        Ok(r) => Ok(Some(r)),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) => {
-            Err(RecordError::Reserve {
-                dir: dir.display().to_string(),
-                mib: RESERVE_BYTES >> 20,
-                cause: e,
-            })
-        }
-        Err(e) => {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot hold back disk space for closing the file; a full disk may leave it unfinished");
-            Ok(None)
-        }
-    }
-}
-
 /// Creates the file; if that fails part-way, removes what was created (it holds no frames and
 /// could not be opened), so a failed start never leaves an unreadable file.
 fn open(setup: RecorderSetup) -> Result<Session, RecordError> {
-    let reserve = hold_back_space(&setup.path)?;
+    let reserve = super::reserve::hold_back_space(&setup.path)?;
     let path = setup.path.clone();
     let mut created = false;
     match create(setup, &mut created) {
@@ -535,7 +513,7 @@ impl Session {
         tracing::debug!(
             frames = ?self.writers.iter().map(StreamWriter::frames_written).collect::<Vec<_>>(),
             gaps = self.gaps.rows(),
-            metadata_cache_bytes = metadata_cache_bytes(&self.file),
+            metadata_cache_bytes = h5::metadata_cache_bytes(&self.file),
             "flushed session file"
         );
         Ok(())
@@ -574,24 +552,6 @@ impl Session {
             _ => std::thread::park_timeout(Duration::from_millis(1)),
         }
     }
-}
-
-/// Bytes the HDF5 metadata cache of `file` holds now (0 if the library cannot say).
-fn metadata_cache_bytes(file: &File) -> usize {
-    let (mut max, mut min_clean, mut current, mut entries) = (0usize, 0usize, 0usize, 0i32);
-    let status = hdf5::sync::sync(|| {
-        // SAFETY: a valid file id and out-pointers to locals.
-        unsafe {
-            hdf5_sys::h5f::H5Fget_mdc_size(
-                file.id(),
-                &mut max,
-                &mut min_clean,
-                &mut current,
-                &mut entries,
-            )
-        }
-    });
-    if status < 0 { 0 } else { current }
 }
 
 /// Keeps a chunk that came back from the pool in its stream's reorder window until its turn.
