@@ -89,7 +89,11 @@ pub fn run(
     } else {
         print_summary(&summary);
     }
-    let failed = summary.streams.iter().any(|s| s.failure.is_some());
+    if let Some(e) = &summary.recording_error {
+        eprintln!("error: recording failed: {e}");
+    }
+    let failed =
+        summary.streams.iter().any(|s| s.failure.is_some()) || summary.recording_error.is_some();
     Ok(if failed {
         ExitCode::FAILURE
     } else if summary.closed_loop.degraded.is_some() {
@@ -113,6 +117,9 @@ fn print_summary(s: &SessionSummary) {
         s.file_bytes as f64 / 1e6
     );
     println!("duration:     {:.2} s", s.duration_s);
+    if let Some(e) = &s.recording_error {
+        println!("recording failed: {e}");
+    }
     println!(
         "{:<16} {:>9} {:>9} {:>8}  {:>8}  dropped by cause",
         "stream", "captured", "recorded", "dropped", "fps"

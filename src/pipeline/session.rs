@@ -13,7 +13,7 @@ use super::closed_loop::{ClosedLoop, ClosedLoopPlan, LoopReport};
 use super::summary::{LoopSummary, loop_summary};
 use crate::clock::{SessionClock, monotonic_ns};
 use crate::config::LoadedConfig;
-use crate::record::{Recorder, RecorderSetup, StreamSetup, finalize};
+use crate::record::{RecordError, Recorder, RecorderSetup, RecordingReport, StreamSetup, finalize};
 use crate::stats::{DropCause, StatsSnapshot, StreamStats};
 
 /// Gap records a stream may queue before the recorder picks them up.
@@ -81,6 +81,9 @@ pub struct SessionSummary {
     pub gap_rows: usize,
     /// Models, signals, rules and triggers.
     pub closed_loop: LoopSummary,
+    /// Why recording failed (a full disk, say), in words; the file then holds what was written
+    /// before, with equal lengths, and its notes say why it stopped.
+    pub recording_error: Option<String>,
 }
 
 impl RunningSession {
@@ -246,10 +249,10 @@ impl RunningSession {
             .zip(self.stats.iter().map(|s| s.snapshot()))
     }
 
-    /// Whether the recorder thread has ended on its own (an HDF5 error such as a full disk);
-    /// `stop` then reports the error.
+    /// Whether the recorder failed (an HDF5 error such as a full disk) or its thread ended on
+    /// its own; `stop` then reports the error in the summary.
     pub fn recorder_failed(&self) -> bool {
-        self.recorder.is_finished()
+        self.recorder.has_failed() || self.recorder.is_finished()
     }
 
     /// Whether every capture thread has ended on its own (all devices failed).
@@ -276,10 +279,10 @@ impl RunningSession {
             })
             .collect();
         let loop_report: LoopReport = self.closed_loop.stop();
-        let report = self
-            .recorder
-            .join()
-            .with_context(|| format!("recording to {} failed", self.path.display()))?;
+        let (report, mut recording_error) = recording_outcome(self.recorder.join(), &self.stats);
+        if let Some(e) = &recording_error {
+            tracing::error!(error = %e, "recording failed");
+        }
         let streams: Vec<StreamSummary> = self
             .stream_names
             .iter()
@@ -302,11 +305,30 @@ impl RunningSession {
             .collect();
         let closed_loop = loop_summary(&loop_report, &report, duration_s);
         let mut notes = session_notes(reason, duration_s, &streams);
+        if let Some(e) = &recording_error {
+            notes.push_str(&failure_note(e));
+        }
         notes.push_str(&closed_loop.notes());
-        let removed = finalize::finalize(&self.path, &notes)
-            .with_context(|| format!("cannot finalize {}", self.path.display()))?;
-        if !removed.is_empty() {
-            tracing::info!(?removed, "pruned empty objects from the session file");
+        match finalize::finalize(&self.path, &notes) {
+            Ok(done) => {
+                if !done.removed.is_empty() {
+                    tracing::info!(removed = ?done.removed, "pruned empty objects from the session file");
+                }
+                if !done.trimmed.is_empty() {
+                    tracing::warn!(trimmed = ?done.trimmed, "cut datasets to the rows every part of their series holds");
+                }
+            }
+            Err(e) => {
+                let e = match crate::record::os_error_of(&e) {
+                    Some(os) => format!("cannot finalize {}: {os} ({e})", self.path.display()),
+                    None => format!("cannot finalize {}: {e}", self.path.display()),
+                };
+                tracing::error!(error = %e, "the session file was closed but not finalized");
+                recording_error = Some(match recording_error {
+                    Some(first) => format!("{first}; then {e}"),
+                    None => e,
+                });
+            }
         }
         let file_bytes = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
         Ok(SessionSummary {
@@ -316,6 +338,7 @@ impl RunningSession {
             streams,
             gap_rows: report.gap_rows,
             closed_loop,
+            recording_error,
         })
     }
 }
@@ -332,6 +355,45 @@ fn unused_path(dir: &Path, base: &str) -> (String, PathBuf) {
         n += 1;
         name = format!("{base}-{n}");
     }
+}
+
+/// The recorder's report and why it failed, if it did. A recorder that could not even close
+/// the file reports no counts: the stream counters stand in for them.
+fn recording_outcome(
+    joined: Result<RecordingReport, RecordError>,
+    stats: &[Arc<StreamStats>],
+) -> (RecordingReport, Option<String>) {
+    match joined {
+        Ok(report) => {
+            let failure = report.failure.clone();
+            (report, failure)
+        }
+        Err(e) => {
+            let report = RecordingReport {
+                path: PathBuf::new(),
+                frames: stats.iter().map(|s| s.snapshot().recorded).collect(),
+                gap_rows: 0,
+                output_rows: Vec::new(),
+                trigger_rows: 0,
+                failure: None,
+            };
+            (
+                report,
+                Some(format!(
+                    "{e}; the file could not be closed and holds what was flushed before"
+                )),
+            )
+        }
+    }
+}
+
+/// The notes' paragraph on a failed recording.
+fn failure_note(error: &str) -> String {
+    format!(
+        "Recording failed: {error}. This file holds what was written before the failure, every \
+         dataset of a series or table cut to the same number of rows; frames captured after it \
+         are not in the file.\n"
+    )
 }
 
 fn session_notes(reason: &str, duration_s: f64, streams: &[StreamSummary]) -> String {

@@ -50,6 +50,11 @@ impl<T: H5Type + Copy> Column<T> {
         self.written_rows + self.pending.len() / self.row_len
     }
 
+    /// Rows already in the file.
+    pub fn written_rows(&self) -> usize {
+        self.written_rows
+    }
+
     /// Writes pending rows to the file (no-op when none).
     pub fn write_pending(&mut self) -> H5Result<()> {
         let new_rows = self.pending.len() / self.row_len;

@@ -1,4 +1,6 @@
-//! After a clean close: prune objects that never got a row and write the session-end notes.
+//! After the recorder closed the file: cut per-frame datasets to equal lengths (they differ
+//! only when a write failed, e.g. on a full disk), prune objects that never got a row and write
+//! the session-end notes.
 //!
 //! Runs in a separate non-SWMR read-write open, so nothing here is needed for validity: a file
 //! that never reaches this step (a crash) is still a valid NWB file up to its last flush.
@@ -9,10 +11,20 @@ use hdf5::File;
 
 use super::h5::{self, H5Result};
 
-/// Prunes empty series and tables and replaces `general/notes` with `notes`.
-/// Returns the paths it removed.
-pub fn finalize(path: &Path, notes: &str) -> H5Result<Vec<String>> {
+/// What [`finalize`] changed.
+#[derive(Debug, Clone, Default)]
+pub struct Finalized {
+    /// Paths of the empty objects it removed.
+    pub removed: Vec<String>,
+    /// Datasets cut to the length of the rest of their series or table (`path: N → M rows`).
+    pub trimmed: Vec<String>,
+}
+
+/// Trims per-row datasets to equal lengths, prunes empty series and tables and replaces
+/// `general/notes` with `notes`.
+pub fn finalize(path: &Path, notes: &str) -> H5Result<Finalized> {
     let file = File::open_rw(path)?;
+    let trimmed = super::trim::trim_to_common_length(&file)?;
     let mut removed = Vec::new();
     // Series whose timestamps live in a removed series must go with it, so repeat until stable.
     loop {
@@ -37,7 +49,7 @@ pub fn finalize(path: &Path, notes: &str) -> H5Result<Vec<String>> {
     general.unlink("notes")?;
     h5::str_dataset(&general, "notes", notes)?;
     file.close()?;
-    Ok(removed)
+    Ok(Finalized { removed, trimmed })
 }
 
 /// Removes empty outputs under `/processing/*` (a pose estimation with an empty series goes

@@ -89,18 +89,43 @@ pub fn extensible<T: H5Type>(
     chunk_rows: usize,
     deflate: Option<u8>,
 ) -> H5Result<Dataset> {
+    extensible_with::<T>(parent, name, tail, chunk_rows, deflate, false)
+}
+
+/// Like [`extensible`] for video: one frame per chunk and no chunk cache, so every frame goes
+/// to the file when it is written (its write fails then, not at a later flush, on a full
+/// disk) and no frame is held in the library's memory.
+pub fn video_dataset(
+    parent: &Group,
+    name: &str,
+    tail: &[usize],
+    deflate: Option<u8>,
+) -> H5Result<Dataset> {
+    extensible_with::<u8>(parent, name, tail, 1, deflate, true)
+}
+
+fn extensible_with<T: H5Type>(
+    parent: &Group,
+    name: &str,
+    tail: &[usize],
+    chunk_rows: usize,
+    deflate: Option<u8>,
+    uncached: bool,
+) -> H5Result<Dataset> {
     let mut dims = vec![hdf5::Extent::resizable(0)];
     dims.extend(tail.iter().map(|&d| hdf5::Extent::fixed(d)));
     let mut chunk = vec![chunk_rows];
     chunk.extend_from_slice(tail);
-    let builder = parent
+    let mut builder = parent
         .new_dataset::<T>()
         .chunk(chunk)
         .shape(Extents::Simple(SimpleExtents::from_vec(dims)));
-    let builder = match deflate {
-        Some(level) => builder.deflate(level),
-        None => builder,
-    };
+    if let Some(level) = deflate {
+        builder = builder.deflate(level);
+    }
+    if uncached {
+        builder = builder.chunk_cache(1, 0, 1.0);
+    }
     builder.create(name)
 }
 
@@ -144,4 +169,22 @@ pub fn attr_object_ref(
 pub fn vector_data(ds: &Dataset, description: &str) -> H5Result<()> {
     set_type(ds, "VectorData", "hdmf-common")?;
     attr_str(ds, "description", description)
+}
+
+/// Bytes the HDF5 metadata cache of `file` holds now (0 if the library cannot say).
+pub fn metadata_cache_bytes(file: &hdf5::File) -> usize {
+    let (mut max, mut min_clean, mut current, mut entries) = (0usize, 0usize, 0usize, 0i32);
+    let status = hdf5::sync::sync(|| {
+        // SAFETY: a valid file id and out-pointers to locals.
+        unsafe {
+            hdf5_sys::h5f::H5Fget_mdc_size(
+                file.id(),
+                &mut max,
+                &mut min_clean,
+                &mut current,
+                &mut entries,
+            )
+        }
+    });
+    if status < 0 { 0 } else { current }
 }

@@ -7,6 +7,7 @@
 
 mod column;
 mod compress;
+mod error;
 pub mod finalize;
 mod gaps;
 pub mod h5;
@@ -16,18 +17,22 @@ pub mod loop_records;
 pub mod loop_writer;
 pub mod outage_table;
 pub mod replay;
+mod reserve;
 pub mod spec;
 mod stream_writer;
 mod transpose;
 pub mod trigger_tables;
+pub mod trim;
 mod writer;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use error::{RecordError, os_error_of};
 pub use gaps::{GAPS_TABLE, GapRecord, STREAMS_TABLE};
 pub use layout::NWB_VERSION;
+pub use reserve::RESERVE_BYTES;
 pub use transpose::transpose_into;
 pub use writer::{Recorder, RecordingReport};
 
@@ -89,22 +94,4 @@ pub struct StreamSetup {
     pub gaps: rtrb::Consumer<GapRecord>,
     /// Counters the recorder updates (`recorded`).
     pub stats: Arc<StreamStats>,
-}
-
-/// Why recording failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RecordError {
-    /// An HDF5 call failed.
-    #[error("{file}: HDF5 error while {doing}: {source}")]
-    Hdf5 {
-        /// The session file.
-        file: String,
-        /// What the recorder was doing.
-        doing: &'static str,
-        /// The library's error.
-        source: hdf5::Error,
-    },
-    /// A thread could not be started.
-    #[error("cannot start recorder thread: {0}")]
-    Thread(#[from] std::io::Error),
 }

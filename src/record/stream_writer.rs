@@ -68,7 +68,7 @@ impl StreamWriter {
         if channels == 3 {
             tail.push(3);
         }
-        let data = h5::extensible::<u8>(&series, "data", &tail, 1, deflate)?;
+        let data = h5::video_dataset(&series, "data", &tail, deflate)?;
         h5::data_attrs(&data, "n.a.")?;
         let timestamps = h5::timestamps_dataset(&series)?;
         h5::array_dataset(&series, "dimension", &[g.width as i32, g.height as i32])?;
@@ -185,6 +185,22 @@ impl StreamWriter {
         self.frames_written
     }
 
+    /// Frames whose pixels and every metadata row are in the file (what remains once
+    /// `finalize` trims a file whose recording failed).
+    pub fn rows_complete(&self) -> u64 {
+        let mut rows = [
+            self.timestamps.written_rows(),
+            self.counter.written_rows(),
+            self.host_time.written_rows(),
+        ]
+        .into_iter()
+        .chain(self.head_orientation.as_ref().map(Column::written_rows))
+        .chain(self.truth_behavior.as_ref().map(Column::written_rows))
+        .chain(self.truth_keypoints.as_ref().map(Column::written_rows));
+        let min = rows.by_ref().min().unwrap_or(0) as u64;
+        min.min(self.frames_written)
+    }
+
     /// Transposes and writes a frame through HDF5's filter pipeline (on this thread).
     pub fn write_frame(
         &mut self,
@@ -246,11 +262,8 @@ impl StreamWriter {
                     chunk.as_ptr().cast(),
                 )
             };
-            if status < 0 {
-                Err(hdf5::Error::from("H5Dwrite_chunk failed"))
-            } else {
-                Ok(())
-            }
+            // On failure this captures the library's error stack (and the OS error in it).
+            hdf5::h5check(status).map(drop)
         })?;
         self.frames_written += 1;
         self.push_meta(meta, clock);

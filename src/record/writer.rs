@@ -1,6 +1,8 @@
 //! The recorder thread: drains the rings into the session file until every producer is gone.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -8,13 +10,16 @@ use hdf5::File;
 
 use super::compress::{CompressJob, CompressedChunk, CompressorPool};
 use super::gaps::{self, GapTable};
+use super::h5;
 use super::layout;
 use super::loop_records::{LinkEvent, OutputSetup, TriggerRecord};
 use super::loop_writer::OutputWriter;
+use super::reserve::Reserve;
 use super::stream_writer::StreamWriter;
 use super::trigger_tables::{LinkEventTable, TriggerTable};
 use super::{RecordError, RecorderSetup, StreamSetup};
 use crate::clock::SessionClock;
+use crate::stats::DropCause;
 
 /// Chunks one stream may have in the compression pool at once.
 const IN_FLIGHT_PER_STREAM: usize = 16;
@@ -32,6 +37,9 @@ pub struct RecordingReport {
     pub output_rows: Vec<usize>,
     /// Trigger rows written.
     pub trigger_rows: usize,
+    /// Why recording stopped before every producer was done (a full disk, say), in words.
+    /// The file was still closed: every frame counted in `frames` is in it with its metadata.
+    pub failure: Option<String>,
 }
 
 /// Frames taken from one stream's ring before the recorder turns to the next stream.
@@ -40,6 +48,7 @@ const FRAMES_PER_PASS: usize = 8;
 /// A running recorder thread.
 pub struct Recorder {
     handle: JoinHandle<Result<RecordingReport, RecordError>>,
+    failed: Arc<AtomicBool>,
 }
 
 impl Recorder {
@@ -47,11 +56,13 @@ impl Recorder {
     /// Returns once the file exists, so capture can start.
     pub fn start(setup: RecorderSetup) -> Result<Self, RecordError> {
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+        let failed = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&failed);
         let handle = std::thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || run(setup, ready_tx))?;
+            .spawn(move || run(setup, ready_tx, &flag))?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Self { handle }),
+            Ok(Ok(())) => Ok(Self { handle, failed }),
             Ok(Err(())) | Err(_) => Err(handle
                 .join()
                 .expect("recorder thread panicked")
@@ -64,7 +75,13 @@ impl Recorder {
         self.handle.is_finished()
     }
 
-    /// Waits until every frame producer has gone and the file is closed.
+    /// Whether a write failed (set at once; the thread then closes the file and ends).
+    pub fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Waits until every frame producer has gone and the file is closed. After a failed write
+    /// the report carries the failure; `Err` means the file could not even be closed.
     pub fn join(self) -> Result<RecordingReport, RecordError> {
         self.handle.join().expect("recorder thread panicked")
     }
@@ -72,6 +89,7 @@ impl Recorder {
 
 struct Session {
     file: File,
+    reserve: Option<Reserve>,
     path: String,
     clock: SessionClock,
     streams: Vec<StreamSetup>,
@@ -92,6 +110,7 @@ struct Session {
 fn run(
     setup: RecorderSetup,
     ready: crossbeam_channel::Sender<Result<(), ()>>,
+    failed: &AtomicBool,
 ) -> Result<RecordingReport, RecordError> {
     let mut session = match open(setup) {
         Ok(s) => {
@@ -103,42 +122,118 @@ fn run(
             return Err(e);
         }
     };
-    session.record_until_drained()?;
+    let failure = match session.record_until_drained() {
+        Ok(()) => None,
+        Err(e) => {
+            failed.store(true, Ordering::Relaxed);
+            tracing::error!(error = %e, "recording stopped; closing the file with what it holds");
+            session.salvage();
+            Some(e)
+        }
+    };
     let report = RecordingReport {
         path: PathBuf::from(&session.path),
         frames: session
             .writers
             .iter()
-            .map(StreamWriter::frames_written)
+            .map(StreamWriter::rows_complete)
             .collect(),
         gap_rows: session.gaps.rows(),
         output_rows: session.outputs.iter().map(|(_, w)| w.rows()).collect(),
         trigger_rows: session.triggers.as_ref().map_or(0, |(_, t)| t.rows()),
+        failure: failure.as_ref().map(ToString::to_string),
     };
+    let lost: Vec<u64> = (0..session.streams.len())
+        .map(|i| {
+            let w = &session.writers[i];
+            (session.submitted[i] - session.next_to_write[i])
+                + (w.frames_written() - w.rows_complete())
+        })
+        .collect();
     let path = session.path.clone();
     drop(session.compressor.take());
-    session.file.close().map_err(|source| RecordError::Hdf5 {
+    let reserve = session.reserve.take();
+    let closed = session.file.close().map_err(|source| RecordError::Hdf5 {
         file: path,
         doing: "closing the file",
-        source,
-    })?;
-    Ok(report)
+        error: source,
+    });
+    drop(reserve);
+    if failure.is_some() {
+        discard_until_gone(&mut session.streams, &lost);
+    }
+    match (closed, failure) {
+        (Ok(()), _) => Ok(report),
+        (Err(close), None) => Err(close),
+        // The file could not be closed after the first failure: report that first failure.
+        (Err(close), Some(first)) => {
+            tracing::error!(error = %close, "closing the file after the failure failed too");
+            Err(first)
+        }
+    }
 }
 
+/// After a failure: counts the frames that were taken but are not in the file, and those still
+/// arriving until capture stops, as dropped (`recorder_behind`), so that every captured frame
+/// is either in the file or counted.
+fn discard_until_gone(streams: &mut [StreamSetup], lost: &[u64]) {
+    for (stream, &n) in streams.iter().zip(lost) {
+        if n > 0 {
+            stream.stats.add_dropped(DropCause::RecorderBehind, n);
+        }
+    }
+    loop {
+        let mut gone = true;
+        for stream in streams.iter_mut() {
+            // Checked before popping: a producer gone then has pushed its last frame.
+            gone &= stream.frames.is_abandoned() && stream.gaps.is_abandoned();
+            while stream.frames.pop().is_ok() {
+                stream.stats.add_dropped(DropCause::RecorderBehind, 1);
+            }
+            while stream.gaps.pop().is_ok() {}
+        }
+        if gone {
+            return;
+        }
+        std::thread::park_timeout(Duration::from_millis(5));
+    }
+}
+
+/// Creates the file; if that fails part-way, removes what was created (it holds no frames and
+/// could not be opened), so a failed start never leaves an unreadable file.
 fn open(setup: RecorderSetup) -> Result<Session, RecordError> {
+    let reserve = super::reserve::hold_back_space(&setup.path)?;
+    let path = setup.path.clone();
+    let mut created = false;
+    match create(setup, &mut created) {
+        Ok(mut s) => {
+            s.reserve = reserve;
+            Ok(s)
+        }
+        Err(e) => {
+            if created {
+                let _ = std::fs::remove_file(&path);
+            }
+            Err(e)
+        }
+    }
+}
+
+fn create(setup: RecorderSetup, created: &mut bool) -> Result<Session, RecordError> {
     let path = setup.path.display().to_string();
     let err = |doing: &'static str| {
         let file = path.clone();
         move |source| RecordError::Hdf5 {
             file,
             doing,
-            source,
+            error: source,
         }
     };
     let file = File::with_options()
         .with_fapl(|p| p.libver_v110())
         .create_excl(&setup.path)
         .map_err(err("creating the session file"))?;
+    *created = true;
     layout::create_file_skeleton(&file, &setup).map_err(err("writing metadata"))?;
     let mut writers = Vec::new();
     for stream in &setup.streams {
@@ -187,6 +282,7 @@ fn open(setup: RecorderSetup) -> Result<Session, RecordError> {
     let n = setup.streams.len();
     Ok(Session {
         file,
+        reserve: None,
         path,
         clock: setup.clock,
         streams: setup.streams,
@@ -207,24 +303,12 @@ fn open(setup: RecorderSetup) -> Result<Session, RecordError> {
 }
 
 impl Session {
-    fn error_for(
-        path: &str,
-        doing: &'static str,
-    ) -> impl FnOnce(hdf5::Error) -> RecordError + use<> {
-        let file = path.to_string();
-        move |source| RecordError::Hdf5 {
-            file,
-            doing,
-            source,
-        }
-    }
-
     fn hdf5_error(&self, doing: &'static str) -> impl FnOnce(hdf5::Error) -> RecordError + use<> {
         let file = self.path.clone();
         move |source| RecordError::Hdf5 {
             file,
             doing,
-            source,
+            error: source,
         }
     }
 
@@ -369,32 +453,67 @@ impl Session {
     }
 
     fn flush(&mut self) -> Result<(), RecordError> {
-        for (_, writer) in &mut self.outputs {
-            writer
-                .write_pending()
-                .map_err(Self::error_for(&self.path, "writing model outputs"))?;
-        }
-        if let Some((_, table)) = &mut self.triggers {
-            table
-                .write_pending()
-                .map_err(Self::error_for(&self.path, "writing triggers"))?;
+        self.write_everything(false)
+    }
+
+    /// After a failed write: stop taking frames, give back the reserved space, and write every
+    /// buffered row that still fits (each part tried on its own), so the file closes with as
+    /// much as possible; `finalize` cuts the rest to equal lengths.
+    fn salvage(&mut self) {
+        drop(self.compressor.take());
+        if let Some(reserve) = &mut self.reserve {
+            reserve.release();
         }
         if let Some((_, table)) = &mut self.link_events {
-            table
-                .write_pending()
-                .map_err(Self::error_for(&self.path, "writing stimulator events"))?;
+            table.close_outages(crate::clock::monotonic_ns(), &self.clock);
         }
-        for i in 0..self.writers.len() {
-            let on_error = self.hdf5_error("writing frame metadata");
-            self.writers[i].write_pending().map_err(on_error)?;
+        if let Err(e) = self.write_everything(true) {
+            tracing::warn!(error = %e, "not every buffered row fit after the failure; the file keeps the complete rows");
         }
-        let on_error = self.hdf5_error("writing the gap table");
-        self.gaps.write_pending().map_err(on_error)?;
-        let on_error = self.hdf5_error("flushing");
-        self.file.flush().map_err(on_error)?;
+    }
+
+    /// Writes every buffered row (data before timestamps, a table's `id` last) and flushes.
+    /// `keep_going`: after a part fails, try the others anyway and return the first error.
+    fn write_everything(&mut self, keep_going: bool) -> Result<(), RecordError> {
+        let mut first: Option<RecordError> = None;
+        let path = self.path.clone();
+        let mut check = |result: hdf5::Result<()>, doing: &'static str| match result {
+            Ok(()) => Ok(()),
+            Err(source) => {
+                let e = RecordError::Hdf5 {
+                    file: path.clone(),
+                    doing,
+                    error: source,
+                };
+                if keep_going {
+                    first.get_or_insert(e);
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        };
+        for writer in &mut self.writers {
+            check(writer.write_pending(), "writing frame metadata")?;
+        }
+        for (_, writer) in &mut self.outputs {
+            check(writer.write_pending(), "writing model outputs")?;
+        }
+        if let Some((_, table)) = &mut self.triggers {
+            check(table.write_pending(), "writing triggers")?;
+        }
+        if let Some((_, table)) = &mut self.link_events {
+            check(table.write_pending(), "writing stimulator events")?;
+        }
+        check(self.gaps.write_pending(), "writing the gap table")?;
+        check(self.file.flush(), "flushing")?;
+        if let Some(e) = first {
+            return Err(e);
+        }
         tracing::debug!(
             frames = ?self.writers.iter().map(StreamWriter::frames_written).collect::<Vec<_>>(),
             gaps = self.gaps.rows(),
+            metadata_cache_bytes = h5::metadata_cache_bytes(&self.file),
             "flushed session file"
         );
         Ok(())

@@ -191,3 +191,108 @@ pub fn read_frame(file: &Path, dataset: &str, index: usize) -> Vec<u8> {
         file,
     )
 }
+
+/// What a command run on a small private tmpfs left: its exit code and output, the names left
+/// on the filesystem, and copies of the session files (the tmpfs is gone afterwards).
+pub struct SmallFsRun {
+    /// Exit code of the command.
+    pub code: i32,
+    /// Its stdout.
+    pub stdout: String,
+    /// Its stderr.
+    pub stderr: String,
+    /// Names left in the filesystem's root (hidden ones too).
+    pub listing: Vec<String>,
+    /// Copies of the `.nwb` files it held, in `out`.
+    pub files: Vec<PathBuf>,
+}
+
+/// Runs `behavd ARGS --output <tmpfs>` with a tmpfs of `size` (mount(8) syntax, e.g. `6m`)
+/// mounted in a private mount namespace (`unshare --mount`, or a user namespace as well when
+/// not root), so a real `ENOSPC` comes from a real filesystem. Files are copied out to `out`
+/// before the namespace ends. `None` when this machine cannot make such a mount (no
+/// `unshare`, or namespaces forbidden): the caller skips, saying so.
+pub fn run_on_small_fs(size: &str, args: &[&str], out: &Path) -> Option<SmallFsRun> {
+    const SCRIPT: &str = r#"
+        mnt="$1"; out="$2"; size="$3"; shift 3
+        mount -t tmpfs -o "size=$size" behavd-test "$mnt" || exit 97
+        "$@" --output "$mnt" > "$out/stdout" 2> "$out/stderr"
+        echo $? > "$out/code"
+        ls -A "$mnt" > "$out/listing"
+        for f in "$mnt"/*.nwb; do [ -e "$f" ] && cp "$f" "$out/"; done
+        exit 0
+    "#;
+    let mnt = out.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    for unshare in [
+        &["--mount", "--propagation", "private"][..],
+        &[
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "--propagation",
+            "private",
+        ][..],
+    ] {
+        let status = Command::new("unshare")
+            .args(unshare)
+            .args(["sh", "-c", SCRIPT, "sh"])
+            .arg(&mnt)
+            .arg(out)
+            .arg(size)
+            .arg(env!("CARGO_BIN_EXE_behavd"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status();
+        let Ok(status) = status else {
+            return None;
+        };
+        if status.code() != Some(0) {
+            continue;
+        }
+        let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap_or_default();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "nwb"))
+            .collect();
+        files.sort();
+        return Some(SmallFsRun {
+            code: read("code").trim().parse().expect("exit code written"),
+            stdout: read("stdout"),
+            stderr: read("stderr"),
+            listing: read("listing").lines().map(str::to_string).collect(),
+            files,
+        });
+    }
+    None
+}
+
+/// Spawns `cmd` (a `behavd run`) with stderr piped and returns once it logged that recording
+/// started (the file exists), with the instant it was seen; stderr keeps being drained so the
+/// child never blocks on a full pipe. Panics if the child exits first.
+pub fn spawn_until_recording(cmd: &mut Command) -> (std::process::Child, std::time::Instant) {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("behavd starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("behavd exited before recording started:\n{seen}"))
+            .unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("recording started") {
+            break;
+        }
+    }
+    let started = std::time::Instant::now();
+    std::thread::spawn(move || for _ in lines {});
+    (child, started)
+}
