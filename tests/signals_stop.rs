@@ -411,3 +411,69 @@ fn a_closed_stdout_ends_quietly_without_a_panic() {
         assert!(stderr.is_empty(), "{args:?}: quiet, got {stderr}");
     }
 }
+
+/// Before: a signal while a silent stimulator output was given its `startup_wait_s` was acted
+/// on only when the wait ran out.
+#[test]
+fn a_signal_while_waiting_for_a_silent_stimulator_stops_at_once_and_writes_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let link = dir.path().join("silent.tty");
+    let _silent = behavd::stim::test_rig::HeldDevice::start(Some(&link)).unwrap();
+    let config = dir.path().join("rig.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[source]]
+kind = "synthetic-miniscope"
+name = "Miniscope"
+width = 96
+height = 96
+neurons = 10
+fps = 30.0
+
+[[signal]]
+name = "sig"
+source = "Miniscope"
+roi = [{{ name = "c0", x = 48.0, y = 48.0, radius = 4.0 }}]
+
+[[rule]]
+name = "always"
+when = "sig.c0 < 1000000.0"
+refractory_s = 0.3
+[rule.trigger]
+output = "stim"
+pulse_width_ms = 2.0
+
+[[output]]
+name = "stim"
+port = "{}"
+startup_wait_s = 120
+"#,
+            link.display()
+        ),
+    )
+    .unwrap();
+    let mut run = Running::spawn(
+        &[
+            "run",
+            "-c",
+            config.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        Stdio::null(),
+    );
+    run.wait_for(
+        "waiting for the stimulator outputs to connect",
+        Duration::from_secs(30),
+    );
+    run.signal(libc::SIGTERM);
+    let (status, took) = run.wait_exit(Duration::from_secs(60));
+    let stderr = run.stderr();
+    assert_eq!(status.code(), Some(130), "{status}:\n{stderr}");
+    assert!(took < Duration::from_secs(10), "took {took:?}:\n{stderr}");
+    assert!(stderr.contains("no session file was written"), "{stderr}");
+    assert!(nwb_files(&out).is_empty(), "{:?}", nwb_files(&out));
+}

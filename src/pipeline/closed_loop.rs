@@ -393,15 +393,17 @@ impl ClosedLoop {
             .collect()
     }
 
-    /// Starts every producer thread, the rules thread and the trigger sink.
+    /// Starts every producer thread, the rules thread and the outputs; waiting for the outputs
+    /// to connect ends early with an error once `cancel` is set.
     pub fn start(
         plan: ClosedLoopPlan,
         mailboxes: Vec<(usize, Arc<Mailbox>)>,
+        cancel: &AtomicBool,
     ) -> Result<(Self, LoopRecording)> {
         // The outputs first: a required stimulator that does not connect fails the session
         // before any inference thread runs.
         let mut started_outputs = match &plan.rules {
-            Some(rules) => Some(start_outputs(rules.output_names(), &plan.outputs)?),
+            Some(rules) => Some(start_outputs(rules.output_names(), &plan.outputs, cancel)?),
             None => None,
         };
         let stop_workers = Arc::new(AtomicBool::new(false));

@@ -113,10 +113,15 @@ pub struct StartedOutputs {
 /// Starts one thread per output named by the rules (`names`, in rule output-id order) and
 /// waits for every serial link to connect (up to its `startup_wait_s`). Returns the threads,
 /// the rules thread's outlets and the recorder's rings; fails, with every output thread
-/// stopped again, when a required output did not connect in time.
-pub fn start_outputs(names: &[String], configs: &[OutputConfig]) -> Result<StartedOutputs> {
+/// stopped again, when a required output did not connect in time or `cancel` was set (a
+/// signal during set-up) while waiting.
+pub fn start_outputs(
+    names: &[String],
+    configs: &[OutputConfig],
+    cancel: &AtomicBool,
+) -> Result<StartedOutputs> {
     let mut started = spawn_outputs(names, configs)?;
-    match started.threads.wait_for_links() {
+    match started.threads.wait_for_links(cancel) {
         Ok(devices) => {
             started.devices = devices;
             Ok(started)
@@ -281,18 +286,24 @@ impl OutputThreads {
     /// Waits until every serial link is connected or its startup wait has passed. A required
     /// output that is not connected by then is an error naming the output, its port and why;
     /// an optional one is warned about and marked down at start. Returns the file's devices.
-    fn wait_for_links(&mut self) -> Result<Vec<StimulatorDevice>> {
+    fn wait_for_links(&mut self, cancel: &AtomicBool) -> Result<Vec<StimulatorDevice>> {
         let started = std::time::Instant::now();
         let is_up = |r: &Running| {
             r.stats
                 .as_ref()
                 .is_none_or(|s| s.up.load(Ordering::Acquire))
         };
+        if self.handles.iter().any(|r| !is_up(r)) {
+            tracing::info!("waiting for the stimulator outputs to connect");
+        }
         while self
             .handles
             .iter()
             .any(|r| !is_up(r) && started.elapsed() < r.startup_wait)
         {
+            if cancel.load(Ordering::Relaxed) {
+                anyhow::bail!("set-up interrupted while waiting for the stimulator outputs");
+            }
             std::thread::park_timeout(std::time::Duration::from_millis(5));
         }
         let mut failures = Vec::new();

@@ -174,7 +174,11 @@ impl RunningSession {
             });
             mailboxes.extend(stream_mailboxes);
         }
-        let (closed_loop, loop_recording) = ClosedLoop::start(plan, mailboxes)?;
+        let (closed_loop, loop_recording) = match ClosedLoop::start(plan, mailboxes, cancel) {
+            Ok(started) => started,
+            Err(_) if interrupted() => return Err(SetupInterrupted.into()),
+            Err(e) => return Err(e),
+        };
         // The last moment nothing is written yet: the recorder creates the file.
         if interrupted() {
             closed_loop.stop();
