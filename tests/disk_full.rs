@@ -139,7 +139,9 @@ fn a_full_disk_closes_the_file_with_equal_lengths_and_names_the_cause() {
                     // Every frame captured is in the file or counted as lost.
                     assert_eq!(
                         stats["captured"].as_u64().unwrap(),
-                        in_file + dropped[2].as_u64().unwrap() + dropped[3].as_u64().unwrap(),
+                        in_file
+                            + dropped["pool_exhausted"].as_u64().unwrap()
+                            + dropped["recorder_behind"].as_u64().unwrap(),
                         "{}: captured = in file + dropped: {context}",
                         s["name"]
                     );

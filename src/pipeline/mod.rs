@@ -7,6 +7,7 @@ mod counter;
 pub mod decide;
 pub mod mailbox;
 pub mod outputs;
+mod plan;
 mod session;
 pub mod summary;
 pub mod trigger_sink;
