@@ -81,6 +81,22 @@ pub fn array_dataset<T: H5Type>(parent: &Group, name: &str, values: &[T]) -> H5R
     parent.new_dataset_builder().with_data(values).create(name)
 }
 
+/// Bytes of the raw-data chunk cache each dataset of a session file gets: one chunk of the
+/// largest non-video chunk (64 KiB); video frames (larger) are never cached.
+pub const CHUNK_CACHE_BYTES: usize = 65_536;
+
+/// Creates a new session file (fails if it exists): HDF5 1.10 format (SWMR) and a chunk cache
+/// of one slot of [`CHUNK_CACHE_BYTES`] per dataset. The datasets are append-only, so only the
+/// chunk being filled is touched again; the library's default (1 MiB and 521 slots per
+/// dataset) kept every finished chunk, and the resident set grew with every chunk boundary.
+/// It is set on the file, not per dataset, because `H5Fstart_swmr_write` reopens every
+/// dataset with the file's defaults.
+pub fn create_session_file(path: &std::path::Path) -> H5Result<hdf5::File> {
+    hdf5::File::with_options()
+        .with_fapl(|p| p.libver_v110().chunk_cache(1, CHUNK_CACHE_BYTES, 1.0))
+        .create_excl(path)
+}
+
 /// Creates an empty dataset of shape `(0, tail...)` that grows along its first axis.
 pub fn extensible<T: H5Type>(
     parent: &Group,
@@ -187,4 +203,32 @@ pub fn metadata_cache_bytes(file: &hdf5::File) -> usize {
         }
     });
     if status < 0 { 0 } else { current }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// After `start_swmr` (which reopens the datasets) an appended dataset still caches one
+    /// chunk, not the library's default 1 MiB, and appends across many chunks keep every row.
+    #[test]
+    fn session_datasets_cache_one_chunk_after_swmr_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = create_session_file(&dir.path().join("t.h5")).unwrap();
+        let root = file.group("/").unwrap();
+        let ds = extensible::<f64>(&root, "x", &[], 256, None).unwrap();
+        file.start_swmr().unwrap();
+        let cache = ds.access_plist().unwrap().chunk_cache();
+        assert_eq!((cache.nslots, cache.nbytes), (1, CHUNK_CACHE_BYTES));
+        let mut col = super::super::column::Column::<f64>::new(ds, &[], 16);
+        for flush in 0..1024 {
+            for i in 0..10 {
+                col.push_one((flush * 10 + i) as f64);
+            }
+            col.write_pending().unwrap();
+        }
+        let back: Vec<f64> = col.dataset().read_raw().unwrap();
+        assert_eq!(back.len(), 10_240);
+        assert!(back.iter().enumerate().all(|(i, &v)| v == i as f64));
+    }
 }

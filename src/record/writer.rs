@@ -229,10 +229,7 @@ fn create(setup: RecorderSetup, created: &mut bool) -> Result<Session, RecordErr
             error: source,
         }
     };
-    let file = File::with_options()
-        .with_fapl(|p| p.libver_v110())
-        .create_excl(&setup.path)
-        .map_err(err("creating the session file"))?;
+    let file = h5::create_session_file(&setup.path).map_err(err("creating the session file"))?;
     *created = true;
     layout::create_file_skeleton(&file, &setup).map_err(err("writing metadata"))?;
     let mut writers = Vec::new();
