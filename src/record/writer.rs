@@ -369,9 +369,16 @@ impl Session {
                         break;
                     };
                     let on_error = self.hdf5_error("writing a frame");
-                    self.writers[i]
-                        .write_frame(frame.pixels(), frame.meta(), &self.clock)
-                        .map_err(on_error)?;
+                    if let Err(e) =
+                        self.writers[i].write_frame(frame.pixels(), frame.meta(), &self.clock)
+                    {
+                        // Taken from the ring but not in the file: counted, like every frame
+                        // the failure keeps out of the file.
+                        self.streams[i]
+                            .stats
+                            .add_dropped(DropCause::RecorderBehind, 1);
+                        return Err(on_error(e));
+                    }
                     self.streams[i]
                         .stats
                         .add_recorded(frame.pixels().len() as u64);
