@@ -4,18 +4,19 @@
 
 use std::path::{Path, PathBuf};
 
-/// Text that only makes sense to someone holding files from outside this repository.
+/// Text that only makes sense to someone holding files from outside this repository (each
+/// written in two pieces, so that this file does not cite them itself).
 const OUTSIDE_REFERENCES: [&str; 10] = [
-    "../shared/",
-    "shared/reference",
-    "shared/design",
-    "test-rigs.md",
-    "miniscope-daq.md",
-    "nwb-layout.md",
-    "build-deps.md",
-    "systemd-rig.md",
-    "browser-rig.md",
-    "rust-anchors.md",
+    concat!("../", "shared/"),
+    concat!("shared", "/reference"),
+    concat!("shared", "/design"),
+    concat!("test-rigs", ".md"),
+    concat!("miniscope-daq", ".md"),
+    concat!("nwb-layout", ".md"),
+    concat!("build-deps", ".md"),
+    concat!("systemd-rig", ".md"),
+    concat!("browser-rig", ".md"),
+    concat!("rust-anchors", ".md"),
 ];
 
 /// Folders and files whose text is checked.
@@ -62,9 +63,8 @@ fn no_file_cites_documents_outside_the_repository() {
         text_files(&root.join(entry), &mut files);
     }
     assert!(files.len() > 50, "found only {} files", files.len());
-    let this_file = root.join("tests/docs_self_contained.rs");
     let mut hits = Vec::new();
-    for file in files.iter().filter(|f| **f != this_file) {
+    for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
         for (n, line) in text.lines().enumerate() {
             for needle in OUTSIDE_REFERENCES {
