@@ -63,19 +63,7 @@ for s in ["Miniscope", "BehaviorCam0"]:
     out["streams"][s] = rows
 print(json.dumps(out))
 "#;
-    let out = std::process::Command::new(python())
-        .arg("-c")
-        .arg(code)
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "h5py read of {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    python_json(code, file)
 }
 
 fn skip() {

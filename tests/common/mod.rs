@@ -132,7 +132,7 @@ pub fn assert_valid_nwb(report: &serde_json::Value) {
 
 /// Runs a Python snippet (with the file as `sys.argv[1]`) through the checker's interpreter and
 /// parses what it prints as JSON.
-fn python_json<T: serde::de::DeserializeOwned>(code: &str, file: &Path) -> T {
+pub fn python_json<T: serde::de::DeserializeOwned>(code: &str, file: &Path) -> T {
     let out = Command::new(python())
         .arg("-c")
         .arg(code)
