@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod frame;
 pub mod fsutil;
+pub mod heartbeat;
 pub mod infer;
 pub mod pipeline;
 pub mod record;
