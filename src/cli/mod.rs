@@ -3,6 +3,7 @@
 mod bench;
 mod check;
 mod check_words;
+mod ctl;
 mod devices;
 mod inspect;
 mod predict;
@@ -93,6 +94,33 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run as a service: load the rig, then keep it idle / live / recording as the control API
+    /// (a Unix socket, optional TCP) asks; see docs/service.md. SIGTERM, SIGINT or SIGHUP end a
+    /// running session cleanly (file finalized) and exit 0; a second one aborts (status 130).
+    Serve {
+        /// Rig config (TOML). Default: the built-in demo rig (config/demo.toml).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Unix socket of the API (overrides [daemon] socket; default /run/behavd/behavd.sock).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// Also listen on TCP HOST:PORT (overrides [daemon] listen; a non-loopback address
+        /// needs [daemon] token_file).
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Option<String>,
+        /// Directory for session files (overrides [recording] output_dir).
+        #[arg(short, long, value_name = "DIR")]
+        output: Option<PathBuf>,
+    },
+    /// Talk to a running `behavd serve`: status, start, stop, note, sessions, set, arm, disarm,
+    /// pulse, watch, config. Exit status: 0 done, 1 error, 2 usage, 4 refused by the daemon
+    /// (4xx), 5 daemon unreachable.
+    Ctl {
+        #[command(flatten)]
+        connection: ctl::Connection,
+        #[command(subcommand)]
+        command: ctl::CtlCommand,
+    },
     /// Show what a session file holds: streams, frame counts, duration, frame rate, gaps, metadata.
     Inspect {
         /// The session file (.nwb).
@@ -109,7 +137,8 @@ pub fn main() -> ExitCode {
     init_logging();
     // `run` keeps SIGPIPE ignored while it records (a closed stderr must not kill a session)
     // and makes it quiet once the file is finalized.
-    if !matches!(cli.command, Command::Run { .. }) {
+    // `serve` keeps it ignored too: a client that hangs up must not kill the daemon.
+    if !matches!(cli.command, Command::Run { .. } | Command::Serve { .. }) {
         quiet_broken_pipe();
     }
     let result = match cli.command {
@@ -120,6 +149,25 @@ pub fn main() -> ExitCode {
             json,
         } => run::run(config.as_deref(), duration, output, json),
         Command::Check { config, json } => check::check(&config, json),
+        Command::Serve {
+            config,
+            socket,
+            listen,
+            output,
+        } => behavd::daemon::serve(
+            behavd::daemon::ServeOptions {
+                config,
+                socket,
+                listen,
+                output,
+            },
+            std::sync::Arc::new(behavd::daemon::lifecycle::LogHooks),
+        )
+        .map(|()| ExitCode::SUCCESS),
+        Command::Ctl {
+            connection,
+            command,
+        } => Ok(ctl::ctl(connection, command)),
         Command::Inspect { file, json } => inspect::inspect(&file, json),
         Command::Devices { json } => devices::devices(json),
         Command::Bench {

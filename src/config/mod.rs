@@ -3,6 +3,7 @@
 //! Every error names the file, line, column and key, and an unknown key comes with the nearest
 //! valid one (`did you mean ...?`). See `docs/config.md` for every key.
 
+pub mod daemon;
 mod error;
 mod locate;
 pub mod memory;
@@ -63,6 +64,9 @@ pub struct RigConfig {
     /// Stimulators the rules' triggers go to. Every rule's `trigger.output` must name one.
     #[serde(default)]
     pub output: Vec<OutputConfig>,
+    /// The control API of `behavd serve`.
+    #[serde(default)]
+    pub daemon: daemon::DaemonConfig,
 }
 
 /// `[inference]`: where ONNX Runtime comes from.

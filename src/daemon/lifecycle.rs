@@ -1,0 +1,658 @@
+//! The lifecycle idle → live → recording → live → idle, over the engine, and the one place the
+//! service manager hears about it ([`ServiceHooks`]: ready, status line changed, stopping).
+//!
+//! Engine calls are synchronous and may take seconds (opening devices, warming models,
+//! finalizing a file): they run on one plain thread, `daemon-engine`, which owns the engine and
+//! takes commands in order. The HTTP handlers never wait on it for a read: the state, the
+//! latest snapshot and the config are published here, under locks only the control plane takes.
+//! Transitions are decided under the state lock, so two concurrent starts give exactly one
+//! session and the other an immediate 409.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+use super::engine_shim::{
+    BeginError, Engine, EngineEvent, EngineOptions, LIVE_AVAILABLE, LiveControls, SessionRequest,
+    SessionStarted,
+};
+use super::error::ApiError;
+use super::events::EventHub;
+use crate::config::LoadedConfig;
+
+/// How often the engine thread drains events, publishes a snapshot and checks whether the
+/// session should end.
+const TICK: Duration = Duration::from_millis(50);
+
+/// Where the daemon is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Nothing open.
+    Idle,
+    /// Opening devices or beginning a session.
+    Starting,
+    /// Devices open, frames flowing, nothing recorded.
+    Live,
+    /// A session file is being written.
+    Recording,
+    /// Ending a session or closing devices.
+    Stopping,
+}
+
+impl Phase {
+    /// The lower-case name used in the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Idle => "idle",
+            Phase::Starting => "starting",
+            Phase::Live => "live",
+            Phase::Recording => "recording",
+            Phase::Stopping => "stopping",
+        }
+    }
+}
+
+/// What the service manager is told (systemd's `READY=1`, `STATUS=`, `STOPPING=1`). Every call
+/// comes from here; the default methods do nothing.
+pub trait ServiceHooks: Send + Sync {
+    /// The rig is loaded and the API is listening.
+    fn ready(&self, _status: &str) {}
+    /// The one-line status changed.
+    fn status(&self, _status: &str) {}
+    /// The daemon is stopping (the session, if any, is being finalized).
+    fn stopping(&self) {}
+}
+
+/// Hooks that only log.
+pub struct LogHooks;
+
+impl ServiceHooks for LogHooks {
+    fn ready(&self, status: &str) {
+        tracing::info!(%status, "ready");
+    }
+    fn stopping(&self) {
+        tracing::info!("stopping");
+    }
+}
+
+/// The published state the handlers read.
+#[derive(Debug, Clone, Serialize)]
+pub struct View {
+    /// Lifecycle phase.
+    pub state: Phase,
+    /// When it was entered, RFC 3339.
+    pub since: String,
+    /// The running session.
+    pub session: Option<SessionStarted>,
+    /// The last session's summary.
+    pub last_session: Option<Value>,
+    /// The last failure of a lifecycle step, in words.
+    pub last_error: Option<String>,
+}
+
+enum Command {
+    Begin(
+        SessionRequest,
+        String,
+        oneshot::Sender<Result<SessionStarted, ApiError>>,
+    ),
+    End(String, Option<oneshot::Sender<Result<Value, ApiError>>>),
+    Live(oneshot::Sender<Result<(), ApiError>>),
+    Idle(oneshot::Sender<Result<(), ApiError>>),
+    Load(LoadedConfig, oneshot::Sender<Result<(), ApiError>>),
+    Shutdown(String, oneshot::Sender<()>),
+}
+
+/// The lifecycle: the published state, and the queue to the engine thread.
+pub struct Lifecycle {
+    view: Mutex<View>,
+    snapshot: Mutex<Arc<Value>>,
+    config: Mutex<Arc<LoadedConfig>>,
+    controls: Mutex<Option<LiveControls>>,
+    disk_free: AtomicU64,
+    commands: Sender<Command>,
+    hooks: Arc<dyn ServiceHooks>,
+    /// The event stream.
+    pub events: EventHub,
+    /// When the daemon started.
+    pub started: Instant,
+    /// Where session files go.
+    pub output_dir: PathBuf,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn engine_gone() -> ApiError {
+    ApiError::internal("the engine thread has stopped")
+}
+
+impl Lifecycle {
+    /// Starts the engine thread (idle: nothing opened yet).
+    pub fn start(
+        loaded: LoadedConfig,
+        options: EngineOptions,
+        hooks: Arc<dyn ServiceHooks>,
+    ) -> anyhow::Result<(Arc<Lifecycle>, JoinHandle<()>)> {
+        let output_dir = options
+            .output_dir
+            .clone()
+            .unwrap_or_else(|| loaded.config.recording.output_dir.clone());
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let lifecycle = Arc::new(Lifecycle {
+            view: Mutex::new(View {
+                state: Phase::Idle,
+                since: now(),
+                session: None,
+                last_session: None,
+                last_error: None,
+            }),
+            snapshot: Mutex::new(Arc::new(Value::Null)),
+            config: Mutex::new(Arc::new(loaded)),
+            controls: Mutex::new(None),
+            disk_free: AtomicU64::new(u64::MAX),
+            commands: tx,
+            hooks,
+            events: EventHub::default(),
+            started: Instant::now(),
+            output_dir,
+        });
+        lifecycle.refresh_disk();
+        let thread = Arc::clone(&lifecycle);
+        let handle = std::thread::Builder::new()
+            .name("daemon-engine".into())
+            .spawn(move || EngineThread::new(thread, options).run(rx))?;
+        Ok((lifecycle, handle))
+    }
+
+    /// The published state.
+    pub fn view(&self) -> View {
+        lock(&self.view).clone()
+    }
+
+    /// The latest engine snapshot (`null` while idle).
+    pub fn snapshot(&self) -> Arc<Value> {
+        Arc::clone(&lock(&self.snapshot))
+    }
+
+    /// The config in use.
+    pub fn config(&self) -> Arc<LoadedConfig> {
+        Arc::clone(&lock(&self.config))
+    }
+
+    /// Free bytes on the output directory's filesystem, as of the last tick.
+    pub fn disk_free(&self) -> Option<u64> {
+        Some(self.disk_free.load(Ordering::Relaxed)).filter(|&b| b != u64::MAX)
+    }
+
+    /// The one-line status (systemd's `STATUS=`, `ctl status`'s first line).
+    pub fn status_line(&self) -> String {
+        status_line(&self.view(), &self.config().origin)
+    }
+
+    /// Tells the service manager the daemon is ready.
+    pub fn ready(&self) {
+        self.hooks.ready(&self.status_line());
+    }
+
+    fn set_phase(&self, view: &mut View, phase: Phase) {
+        let previous = view.state;
+        view.state = phase;
+        view.since = now();
+        self.events.publish(
+            "state",
+            json!({"state": phase, "previous": previous, "session": view.session}),
+        );
+        self.hooks.status(&status_line(view, &self.config().origin));
+    }
+
+    fn send(&self, command: Command) -> Result<(), ApiError> {
+        self.commands.send(command).map_err(|_| engine_gone())
+    }
+
+    /// Starts a session (from idle or live). Exactly one of concurrent starts is accepted; the
+    /// others get 409 at once.
+    pub fn begin(
+        &self,
+        request: SessionRequest,
+        origin: String,
+    ) -> Result<oneshot::Receiver<Result<SessionStarted, ApiError>>, ApiError> {
+        let mut view = lock(&self.view);
+        match view.state {
+            Phase::Idle | Phase::Live => {}
+            Phase::Recording => {
+                let name = view.session.as_ref().map(|s| s.name.as_str()).unwrap_or("");
+                return Err(ApiError::conflict(format!(
+                    "a session is already recording ({name}); stop it first"
+                )));
+            }
+            other => {
+                return Err(ApiError::conflict(format!(
+                    "cannot start a session while {}",
+                    other.name()
+                )));
+            }
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Begin(request, origin, tx))?;
+        self.set_phase(&mut view, Phase::Starting);
+        Ok(rx)
+    }
+
+    /// Ends the running session (file finalized). While a session is starting the stop is
+    /// queued behind the start: the session starts, then ends, and this answers with its summary.
+    pub fn end(
+        &self,
+        reason: String,
+    ) -> Result<oneshot::Receiver<Result<Value, ApiError>>, ApiError> {
+        let mut view = lock(&self.view);
+        match view.state {
+            Phase::Recording => self.set_phase(&mut view, Phase::Stopping),
+            Phase::Starting if view.session.is_none() => {}
+            Phase::Stopping => return Err(ApiError::conflict("the session is already stopping")),
+            other => {
+                return Err(ApiError::conflict(format!(
+                    "no session is recording (the daemon is {})",
+                    other.name()
+                )));
+            }
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::End(reason, Some(tx)))?;
+        Ok(rx)
+    }
+
+    /// Idle → live: devices open, nothing recorded.
+    pub fn live(&self) -> Result<oneshot::Receiver<Result<(), ApiError>>, ApiError> {
+        let mut view = lock(&self.view);
+        let (tx, rx) = oneshot::channel();
+        match view.state {
+            Phase::Live => {
+                let _ = tx.send(Ok(()));
+                return Ok(rx);
+            }
+            Phase::Idle if !LIVE_AVAILABLE => {
+                return Err(ApiError::conflict(
+                    "live state not available yet: this build's engine opens the devices only to record (start a session)",
+                ));
+            }
+            Phase::Idle => {}
+            other => {
+                return Err(ApiError::conflict(format!(
+                    "cannot go live while {}",
+                    other.name()
+                )));
+            }
+        }
+        self.send(Command::Live(tx))?;
+        self.set_phase(&mut view, Phase::Starting);
+        Ok(rx)
+    }
+
+    /// Live → idle: devices released.
+    pub fn idle(&self) -> Result<oneshot::Receiver<Result<(), ApiError>>, ApiError> {
+        let mut view = lock(&self.view);
+        let (tx, rx) = oneshot::channel();
+        match view.state {
+            Phase::Idle => {
+                let _ = tx.send(Ok(()));
+                return Ok(rx);
+            }
+            Phase::Live => {}
+            Phase::Recording => {
+                return Err(ApiError::conflict(
+                    "a session is recording; stop it before going idle",
+                ));
+            }
+            other => {
+                return Err(ApiError::conflict(format!(
+                    "cannot go idle while {}",
+                    other.name()
+                )));
+            }
+        }
+        self.send(Command::Idle(tx))?;
+        self.set_phase(&mut view, Phase::Stopping);
+        Ok(rx)
+    }
+
+    /// Replaces the config (only while idle).
+    pub fn load(
+        &self,
+        loaded: LoadedConfig,
+    ) -> Result<oneshot::Receiver<Result<(), ApiError>>, ApiError> {
+        let view = lock(&self.view);
+        if view.state != Phase::Idle {
+            return Err(ApiError::conflict(format!(
+                "a config can be loaded only while idle (the daemon is {})",
+                view.state.name()
+            )));
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Load(loaded, tx))?;
+        Ok(rx)
+    }
+
+    /// The live controls, while live or recording.
+    pub fn controls(&self) -> Result<LiveControls, ApiError> {
+        let state = lock(&self.view).state;
+        match (state, lock(&self.controls).clone()) {
+            (Phase::Live | Phase::Recording, Some(c)) => Ok(c),
+            _ => Err(ApiError::conflict(format!(
+                "no live controls while {} (start a session{})",
+                state.name(),
+                if LIVE_AVAILABLE { " or go live" } else { "" }
+            ))),
+        }
+    }
+
+    /// Ends the running session (if any), closes the engine and stops the engine thread.
+    pub fn shutdown(&self, reason: String) -> oneshot::Receiver<()> {
+        self.hooks.stopping();
+        let (tx, rx) = oneshot::channel();
+        let _ = self.commands.send(Command::Shutdown(reason, tx));
+        rx
+    }
+
+    fn refresh_disk(&self) {
+        let free = free_bytes(&self.output_dir);
+        self.disk_free
+            .store(free.unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+}
+
+fn now() -> String {
+    chrono::Local::now().to_rfc3339()
+}
+
+/// The one-line status of `view`.
+pub fn status_line(view: &View, config: &str) -> String {
+    match (&view.state, &view.session) {
+        (Phase::Recording, Some(s)) => format!("recording {} into {}", s.name, s.path.display()),
+        (state, _) => format!("{} (config {config})", state.name()),
+    }
+}
+
+/// The engine thread's state.
+struct EngineThread {
+    shared: Arc<Lifecycle>,
+    options: EngineOptions,
+    engine: Option<Engine>,
+    /// Trigger events published for the running session.
+    triggers_published: u64,
+    buffer: Vec<EngineEvent>,
+    last_disk: Instant,
+}
+
+impl EngineThread {
+    fn new(shared: Arc<Lifecycle>, options: EngineOptions) -> Self {
+        Self {
+            shared,
+            options,
+            engine: None,
+            triggers_published: 0,
+            buffer: Vec::with_capacity(256),
+            last_disk: Instant::now(),
+        }
+    }
+
+    fn run(mut self, commands: Receiver<Command>) {
+        loop {
+            match commands.recv_timeout(TICK) {
+                Ok(Command::Shutdown(reason, reply)) => {
+                    self.shutdown(&reason);
+                    let _ = reply.send(());
+                    return;
+                }
+                Ok(command) => self.handle(command),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.shutdown("the daemon ended");
+                    return;
+                }
+            }
+            self.tick();
+        }
+    }
+
+    fn set_phase(&self, phase: Phase, f: impl FnOnce(&mut View)) {
+        let mut view = lock(&self.shared.view);
+        f(&mut view);
+        self.shared.set_phase(&mut view, phase);
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Begin(request, origin, reply) => {
+                let _ = reply.send(self.begin(request, &origin));
+            }
+            Command::End(reason, reply) => {
+                let result = self.end(&reason);
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+            }
+            Command::Live(reply) => {
+                let result = self.open().map(|_| ());
+                let phase = if result.is_ok() {
+                    Phase::Live
+                } else {
+                    Phase::Idle
+                };
+                self.set_phase(phase, |_| {});
+                let _ = reply.send(result);
+            }
+            Command::Idle(reply) => {
+                if let Some(engine) = self.engine.take() {
+                    engine.close();
+                }
+                *lock(&self.shared.controls) = None;
+                *lock(&self.shared.snapshot) = Arc::new(Value::Null);
+                self.set_phase(Phase::Idle, |_| {});
+                let _ = reply.send(Ok(()));
+            }
+            Command::Load(loaded, reply) => {
+                let origin = loaded.origin.clone();
+                *lock(&self.shared.config) = Arc::new(loaded);
+                self.shared
+                    .events
+                    .publish("config_loaded", json!({"file": origin}));
+                self.shared.hooks.status(&self.shared.status_line());
+                let _ = reply.send(Ok(()));
+            }
+            Command::Shutdown(..) => unreachable!("handled by run"),
+        }
+    }
+
+    /// Opens the engine if it is not open.
+    fn open(&mut self) -> Result<&mut Engine, ApiError> {
+        if self.engine.is_none() {
+            let config = self.shared.config();
+            let engine = Engine::open(&config, &self.options).map_err(|e| {
+                let why = format!("{e:#}");
+                lock(&self.shared.view).last_error = Some(why.clone());
+                self.shared.events.publish("fault", json!({"what": why}));
+                ApiError::internal(format!("cannot open the rig: {why}"))
+            })?;
+            *lock(&self.shared.controls) = Some(engine.controls());
+            self.engine = Some(engine);
+        }
+        Ok(self.engine.as_mut().expect("opened"))
+    }
+
+    fn begin(&mut self, request: SessionRequest, origin: &str) -> Result<SessionStarted, ApiError> {
+        let was_open = self.engine.is_some();
+        let fallback = if was_open { Phase::Live } else { Phase::Idle };
+        if let Err(e) = self.open() {
+            self.set_phase(Phase::Idle, |_| {});
+            return Err(e);
+        }
+        let engine = self.engine.as_mut().expect("opened");
+        match engine.begin(request) {
+            Ok(started) => {
+                tracing::info!(path = %started.path.display(), %origin, "session started");
+                *lock(&self.shared.controls) = Some(engine.controls());
+                self.triggers_published = 0;
+                self.shared.events.publish(
+                    "session_started",
+                    json!({"session": started, "origin": origin}),
+                );
+                let s = started.clone();
+                self.set_phase(Phase::Recording, |v| {
+                    v.session = Some(s);
+                    v.last_error = None;
+                });
+                Ok(started)
+            }
+            Err(e) => {
+                let error = match e {
+                    BeginError::AlreadyRecording => ApiError::conflict(e.to_string()),
+                    BeginError::Invalid { field, why } => ApiError::field(field, why),
+                    BeginError::Failed(e) => {
+                        ApiError::internal(format!("the session did not start: {e:#}"))
+                    }
+                };
+                if !LIVE_AVAILABLE && let Some(engine) = self.engine.take() {
+                    engine.close();
+                }
+                let why = error.error.clone();
+                self.set_phase(fallback, |v| v.last_error = Some(why));
+                Err(error)
+            }
+        }
+    }
+
+    fn end(&mut self, reason: &str) -> Result<Value, ApiError> {
+        let recording = lock(&self.shared.view).session.is_some();
+        let Some(engine) = self.engine.take().filter(|_| recording) else {
+            let why = lock(&self.shared.view).last_error.clone();
+            return Err(ApiError::conflict(match why {
+                Some(why) => format!("no session is recording (the start failed: {why})"),
+                None => "no session is recording".to_string(),
+            }));
+        };
+        if lock(&self.shared.view).state != Phase::Stopping {
+            self.set_phase(Phase::Stopping, |_| {});
+        }
+        // What happened up to the stop reaches the subscribers before the session ends.
+        self.drain(&engine);
+        *lock(&self.shared.controls) = None;
+        tracing::info!(%reason, "stopping session");
+        let result = engine.end(reason);
+        let outcome = match result {
+            Ok(summary) => {
+                self.buffer.clear();
+                Engine::trailing_triggers(&summary, self.triggers_published, &mut self.buffer);
+                for event in self.buffer.drain(..) {
+                    self.shared.events.publish_engine(&event);
+                }
+                let value = serde_json::to_value(&summary).unwrap_or(Value::Null);
+                self.shared.events.publish(
+                    "session_ended",
+                    json!({"reason": reason, "path": summary.path, "duration_s": summary.duration_s,
+                           "triggers_sent": summary.closed_loop.triggers_sent,
+                           "recording_error": summary.recording_error}),
+                );
+                Ok(value)
+            }
+            Err(e) => {
+                let why = format!("the session did not close cleanly: {e:#}");
+                self.shared.events.publish("fault", json!({"what": why}));
+                Err(ApiError::internal(why))
+            }
+        };
+        let last = outcome.as_ref().ok().cloned();
+        let error = outcome.as_ref().err().map(|e| e.error.clone());
+        {
+            let mut view = lock(&self.shared.view);
+            view.session = None;
+            if last.is_some() {
+                view.last_session = last;
+            }
+            view.last_error = error;
+        }
+        *lock(&self.shared.snapshot) = Arc::new(Value::Null);
+        if LIVE_AVAILABLE {
+            let phase = if self.open().is_ok() {
+                Phase::Live
+            } else {
+                Phase::Idle
+            };
+            self.set_phase(phase, |_| {});
+        } else {
+            self.set_phase(Phase::Idle, |_| {});
+        }
+        outcome
+    }
+
+    fn drain(&mut self, engine: &Engine) {
+        self.buffer.clear();
+        engine.drain_events(&mut self.buffer);
+        for event in self.buffer.drain(..) {
+            if matches!(event, EngineEvent::Trigger { .. }) {
+                self.triggers_published += 1;
+            }
+            self.shared.events.publish_engine(&event);
+        }
+    }
+
+    fn tick(&mut self) {
+        if let Some(engine) = self.engine.take() {
+            self.drain(&engine);
+            let snapshot = serde_json::to_value(engine.snapshot()).unwrap_or(Value::Null);
+            *lock(&self.shared.snapshot) = Arc::new(snapshot);
+            let due = engine.session_end_due();
+            self.engine = Some(engine);
+            if let Some(why) = due
+                && lock(&self.shared.view).state == Phase::Recording
+            {
+                let _ = self.end(&why);
+            }
+        }
+        if self.last_disk.elapsed() >= Duration::from_secs(1) {
+            self.shared.refresh_disk();
+            self.last_disk = Instant::now();
+        }
+    }
+
+    fn shutdown(&mut self, reason: &str) {
+        if lock(&self.shared.view).session.is_some() {
+            let _ = self.end(reason);
+        }
+        if let Some(engine) = self.engine.take() {
+            engine.close();
+        }
+        *lock(&self.shared.controls) = None;
+    }
+}
+
+/// Free bytes for an unprivileged writer on the filesystem holding `dir` (its nearest existing
+/// ancestor), or None when it cannot be asked.
+pub fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut path = dir;
+    while !path.exists() {
+        path = path.parent()?;
+    }
+    let path = if path.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        path
+    };
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid NUL-terminated path and a statvfs struct to fill.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    Some(stat.f_bavail as u64 * stat.f_frsize as u64)
+}
