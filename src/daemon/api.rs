@@ -176,6 +176,7 @@ pub fn status_json(l: &Lifecycle) -> Value {
         "engine": *l.snapshot(),
         "last_session": view.last_session,
         "last_error": view.last_error,
+        "event_subscribers": l.events.subscribers(),
         "version": env!("CARGO_PKG_VERSION"),
     })
 }

@@ -107,7 +107,7 @@ enum Command {
     End(String, Option<oneshot::Sender<Result<Value, ApiError>>>),
     Live(oneshot::Sender<Result<(), ApiError>>),
     Idle(oneshot::Sender<Result<(), ApiError>>),
-    Load(LoadedConfig, oneshot::Sender<Result<(), ApiError>>),
+    Load(Box<LoadedConfig>, oneshot::Sender<Result<(), ApiError>>),
     Shutdown(String, oneshot::Sender<()>),
 }
 
@@ -338,7 +338,7 @@ impl Lifecycle {
             )));
         }
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Load(loaded, tx))?;
+        self.send(Command::Load(Box::new(loaded), tx))?;
         Ok(rx)
     }
 
@@ -462,7 +462,7 @@ impl EngineThread {
             }
             Command::Load(loaded, reply) => {
                 let origin = loaded.origin.clone();
-                *lock(&self.shared.config) = Arc::new(loaded);
+                *lock(&self.shared.config) = Arc::new(*loaded);
                 self.shared
                     .events
                     .publish("config_loaded", json!({"file": origin}));
