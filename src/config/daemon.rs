@@ -108,3 +108,67 @@ pub(super) fn check(config: &RigConfig, p: &mut Problems) {
         p.error("daemon.token_file", "the token file path is empty");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{ConfigError, LoadedConfig};
+
+    const MINIMAL: &str = "[[source]]\nkind = \"synthetic-miniscope\"\n";
+
+    fn errors(daemon: &str) -> Vec<ConfigError> {
+        let text = format!("{MINIMAL}\n[daemon]\n{daemon}");
+        LoadedConfig::review_str(&text, "rig.toml").errors
+    }
+
+    #[test]
+    fn defaults() {
+        let d = LoadedConfig::from_str(MINIMAL, "rig.toml")
+            .unwrap()
+            .config
+            .daemon;
+        assert_eq!(d.socket, std::path::Path::new(super::DEFAULT_SOCKET));
+        assert_eq!(d.socket_mode, 0o660);
+        assert_eq!(d.listen, None);
+        assert_eq!(d.token_file, None);
+        assert_eq!(d.socket_group, None);
+    }
+
+    #[test]
+    fn keys_parse() {
+        let text = format!(
+            "{MINIMAL}\n[daemon]\nsocket = \"/tmp/b.sock\"\nsocket_group = \"behavd\"\nsocket_mode = 0o600\nlisten = \"0.0.0.0:7878\"\ntoken_file = \"/etc/behavd/token\"\n"
+        );
+        let d = LoadedConfig::from_str(&text, "rig.toml")
+            .unwrap()
+            .config
+            .daemon;
+        assert_eq!(d.socket_mode, 0o600);
+        assert_eq!(d.listen.as_deref(), Some("0.0.0.0:7878"));
+        assert_eq!(d.socket_group.as_deref(), Some("behavd"));
+    }
+
+    #[test]
+    fn bad_values_are_located_errors() {
+        for (line, key, words) in [
+            ("listen = \"localhost:80\"", "daemon.listen", "numeric host"),
+            ("listen = \"127.0.0.1\"", "daemon.listen", "HOST:PORT"),
+            ("socket = \"run/b.sock\"", "daemon.socket", "relative"),
+            ("socket_mode = 0o1777", "daemon.socket_mode", "0o000–0o777"),
+            ("socket_mode = 0o060", "daemon.socket_mode", "own user"),
+            ("socket_group = \"a:b\"", "daemon.socket_group", "not a group"),
+        ] {
+            let errors = errors(line);
+            assert_eq!(errors.len(), 1, "{line}: {errors:?}");
+            let e = &errors[0];
+            assert_eq!(e.key(), Some(key), "{e}");
+            assert_eq!(e.position().map(|p| p.0), Some(5), "{e}");
+            assert!(e.to_string().contains(words), "{e}");
+        }
+    }
+
+    #[test]
+    fn unknown_key_is_refused_with_a_suggestion() {
+        let errors = errors("tokenfile = \"/x\"\n");
+        assert!(errors[0].to_string().contains("token_file"), "{}", errors[0]);
+    }
+}
