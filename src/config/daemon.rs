@@ -155,7 +155,11 @@ mod tests {
             ("socket = \"run/b.sock\"", "daemon.socket", "relative"),
             ("socket_mode = 0o1777", "daemon.socket_mode", "0o000–0o777"),
             ("socket_mode = 0o060", "daemon.socket_mode", "own user"),
-            ("socket_group = \"a:b\"", "daemon.socket_group", "not a group"),
+            (
+                "socket_group = \"a:b\"",
+                "daemon.socket_group",
+                "not a group",
+            ),
         ] {
             let errors = errors(line);
             assert_eq!(errors.len(), 1, "{line}: {errors:?}");
@@ -169,6 +173,10 @@ mod tests {
     #[test]
     fn unknown_key_is_refused_with_a_suggestion() {
         let errors = errors("tokenfile = \"/x\"\n");
-        assert!(errors[0].to_string().contains("token_file"), "{}", errors[0]);
+        assert!(
+            errors[0].to_string().contains("token_file"),
+            "{}",
+            errors[0]
+        );
     }
 }
