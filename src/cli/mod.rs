@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing, logging set-up and the subcommands.
 
 mod bench;
+mod bench_api;
 mod check;
 mod check_words;
 mod ctl;
@@ -58,6 +59,9 @@ enum Command {
     /// Measure this machine: synthetic frame cost, ring handoff latency, recorder throughput
     /// per compression setting (p50/p99/max, MB/s).
     Bench {
+        /// A single benchmark instead of the whole set.
+        #[command(subcommand)]
+        what: Option<BenchWhat>,
         /// Fewer samples (a few seconds instead of about a minute).
         #[arg(long)]
         quick: bool,
@@ -131,6 +135,28 @@ enum Command {
     },
 }
 
+/// The benchmarks `behavd bench` can run alone.
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// The control plane under load: two sessions of `behavd serve` on the rig, one quiet and
+    /// one during a burst of status requests; frame drops and capture → decision percentiles of
+    /// each, and the requests' latency.
+    ApiLoad {
+        /// Rig config (default: the demo rig).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Status requests per second.
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+        /// Seconds of burst (each session lasts 2 s longer).
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// Parses arguments, sets up logging and runs the subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -171,6 +197,17 @@ pub fn main() -> ExitCode {
         Command::Inspect { file, json } => inspect::inspect(&file, json),
         Command::Devices { json } => devices::devices(json),
         Command::Bench {
+            what:
+                Some(BenchWhat::ApiLoad {
+                    config,
+                    rate,
+                    seconds,
+                    json,
+                }),
+            ..
+        } => bench_api::api_load(config.as_deref(), rate, seconds, json),
+        Command::Bench {
+            what: None,
             quick,
             json,
             config,

@@ -548,37 +548,42 @@ impl EngineThread {
         *lock(&self.shared.controls) = None;
         tracing::info!(%reason, "stopping session");
         let result = engine.end(reason);
-        let outcome = match result {
+        // The view first: a client acting on `session_ended` finds the summary in the status.
+        let outcome = match &result {
+            Ok(summary) => Ok(serde_json::to_value(summary).unwrap_or(Value::Null)),
+            Err(e) => Err(ApiError::internal(format!(
+                "the session did not close cleanly: {e:#}"
+            ))),
+        };
+        {
+            let mut view = lock(&self.shared.view);
+            view.session = None;
+            match &outcome {
+                Ok(value) => {
+                    view.last_session = Some(value.clone());
+                    view.last_error = None;
+                }
+                Err(e) => view.last_error = Some(e.error.clone()),
+            }
+        }
+        match &result {
             Ok(summary) => {
                 self.buffer.clear();
-                Engine::trailing_triggers(&summary, self.triggers_published, &mut self.buffer);
+                Engine::trailing_triggers(summary, self.triggers_published, &mut self.buffer);
                 for event in self.buffer.drain(..) {
                     self.shared.events.publish_engine(&event);
                 }
-                let value = serde_json::to_value(&summary).unwrap_or(Value::Null);
                 self.shared.events.publish(
                     "session_ended",
                     json!({"reason": reason, "path": summary.path, "duration_s": summary.duration_s,
                            "triggers_sent": summary.closed_loop.triggers_sent,
                            "recording_error": summary.recording_error}),
                 );
-                Ok(value)
             }
-            Err(e) => {
-                let why = format!("the session did not close cleanly: {e:#}");
+            Err(_) => {
+                let why = outcome.as_ref().err().map(|e| e.error.clone());
                 self.shared.events.publish("fault", json!({"what": why}));
-                Err(ApiError::internal(why))
             }
-        };
-        let last = outcome.as_ref().ok().cloned();
-        let error = outcome.as_ref().err().map(|e| e.error.clone());
-        {
-            let mut view = lock(&self.shared.view);
-            view.session = None;
-            if last.is_some() {
-                view.last_session = last;
-            }
-            view.last_error = error;
         }
         *lock(&self.shared.snapshot) = Arc::new(Value::Null);
         if LIVE_AVAILABLE {
