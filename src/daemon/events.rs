@@ -70,14 +70,16 @@ impl EventHub {
         let _ = self.sender.send(event);
     }
 
-    /// Sends an engine event: its `kind` field (or, for an externally tagged enum, its only
-    /// key) names the kind.
+    /// Sends an engine event: its `kind` or `event` tag field (or, for an externally tagged
+    /// enum, its only key) names the kind.
     pub fn publish_engine(&self, event: &impl Serialize) {
         let value = serde_json::to_value(event).unwrap_or(Value::Null);
         match value {
             Value::Object(mut map) => {
-                if let Some(Value::String(kind)) = map.remove("kind") {
-                    return self.publish(&kind, Value::Object(map));
+                for tag in ["kind", "event"] {
+                    if let Some(Value::String(kind)) = map.remove(tag) {
+                        return self.publish(&kind, Value::Object(map));
+                    }
                 }
                 if map.len() == 1 {
                     let (kind, inner) = map.into_iter().next().expect("one key");
@@ -107,7 +109,15 @@ pub fn sse(
     first: Event,
     receiver: broadcast::Receiver<Event>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    let rest = BroadcastStream::new(receiver).map(|item| match item {
+    let stream = futures_util::stream::once(async move { first })
+        .chain(follow(receiver))
+        .map(|event| Ok(to_sse(&event)));
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// Every event a subscriber receives, a `lagged` event standing for those it missed.
+pub fn follow(receiver: broadcast::Receiver<Event>) -> impl Stream<Item = Event> {
+    BroadcastStream::new(receiver).map(|item| match item {
         Ok(event) => event,
         Err(BroadcastStreamRecvError::Lagged(missed)) => {
             let mut data = serde_json::Map::new();
@@ -119,11 +129,7 @@ pub fn sse(
                 data,
             }
         }
-    });
-    let stream = futures_util::stream::once(async move { first })
-        .chain(rest)
-        .map(|event| Ok(to_sse(&event)));
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    })
 }
 
 fn to_sse(event: &Event) -> SseEvent {
@@ -133,5 +139,65 @@ fn to_sse(event: &Event) -> SseEvent {
         sse.id(event.seq.to_string())
     } else {
         sse
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    #[serde(tag = "event", rename_all = "snake_case")]
+    enum Tagged {
+        LinkUp { output: String },
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "snake_case")]
+    enum External {
+        Fault { what: String },
+    }
+
+    #[test]
+    fn engine_events_are_named_by_their_tag_and_numbered() {
+        let hub = EventHub::default();
+        let mut rx = hub.subscribe();
+        hub.publish_engine(&Tagged::LinkUp {
+            output: "stim".into(),
+        });
+        hub.publish_engine(&External::Fault { what: "x".into() });
+        let a = rx.try_recv().unwrap();
+        assert_eq!((a.kind.as_str(), a.seq), ("link_up", 1));
+        assert_eq!(a.data["output"], "stim");
+        assert!(!a.data.contains_key("event"));
+        let b = rx.try_recv().unwrap();
+        assert_eq!((b.kind.as_str(), b.seq), ("fault", 2));
+        assert_eq!(b.data["what"], "x");
+    }
+
+    #[test]
+    fn a_subscriber_that_falls_behind_is_told_how_many_it_missed() {
+        let hub = EventHub::default();
+        let slow = hub.subscribe();
+        let mut fast = hub.subscribe();
+        for i in 0..EVENT_BUFFER + 10 {
+            hub.publish("trigger", serde_json::json!({"n": i}));
+            // The fast one keeps up; publishing never waits on the slow one.
+            assert_eq!(fast.try_recv().unwrap().data["n"], i);
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let kinds: Vec<(String, Option<u64>)> = runtime.block_on(
+            follow(slow)
+                .take(2)
+                .map(|e| {
+                    let n = e.data.get("n").or(e.data.get("missed"));
+                    (e.kind, n.and_then(Value::as_u64))
+                })
+                .collect(),
+        );
+        assert_eq!(kinds[0], ("lagged".to_string(), Some(10)));
+        assert_eq!(kinds[1], ("trigger".to_string(), Some(10)));
     }
 }
