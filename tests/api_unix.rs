@@ -463,3 +463,29 @@ fn config_get_validate_and_load_keep_the_old_config_on_error() {
     let path = std::path::PathBuf::from(started["path"].as_str().unwrap());
     assert_eq!(file_string(&path, "session_description"), "loaded rig");
 }
+
+#[test]
+fn the_socket_gets_the_configured_group_and_mode() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // Our own primary group by number (a name would need one to exist on every machine).
+    let gid = unsafe { libc::getgid() };
+    let rig = format!(
+        "{}\n[daemon]\nsocket_group = \"{gid}\"\nsocket_mode = 0o600\n",
+        emulated_rig()
+    );
+    let d = Daemon::start(&rig, &[]);
+    let meta = std::fs::metadata(&d.socket).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(meta.gid(), gid);
+    assert_eq!(d.status()["state"], "idle");
+    // A group that does not exist stops the daemon at its start, naming it.
+    let rig = format!(
+        "{}\n[daemon]\nsocket_group = \"no_such_group_xyz\"\n",
+        emulated_rig()
+    );
+    let mut bad = Daemon::spawn(&rig, &[]);
+    let (status, stderr) = bad.wait_exit(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no_such_group_xyz"), "{stderr}");
+    assert!(!bad.socket.exists(), "no socket left behind");
+}

@@ -65,16 +65,24 @@ pub fn unix_socket(
     }
     let listener = tokio::net::UnixListener::bind(path)
         .with_context(|| format!("cannot listen on {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("cannot set mode {mode:#o} on {}", path.display()))?;
-    if let Some(group) = group {
-        let gid = group_id(group)?;
-        std::os::unix::fs::chown(path, None, Some(gid)).with_context(|| {
-            format!(
-                "cannot give {} to group {group} (the daemon's user must be a member of it)",
-                path.display()
-            )
-        })?;
+    let permissions = || -> anyhow::Result<()> {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("cannot set mode {mode:#o} on {}", path.display()))?;
+        if let Some(group) = group {
+            let gid = group_id(group)?;
+            std::os::unix::fs::chown(path, None, Some(gid)).with_context(|| {
+                format!(
+                    "cannot give {} to group {group} (the daemon's user must be a member of it)",
+                    path.display()
+                )
+            })?;
+        }
+        Ok(())
+    };
+    if let Err(e) = permissions() {
+        // Not left behind half set up.
+        let _ = std::fs::remove_file(path);
+        return Err(e);
     }
     Ok(listener)
 }
