@@ -361,6 +361,11 @@ impl Engine {
         }
     }
 
+    /// One progress mark per data-plane thread (the shim has none to offer).
+    pub fn heartbeats(&self) -> Vec<Arc<crate::heartbeat::Heartbeat>> {
+        Vec::new()
+    }
+
     /// The live controls.
     pub fn controls(&self) -> LiveControls {
         LiveControls {

@@ -26,6 +26,7 @@ use super::engine_shim::{
 use super::error::ApiError;
 use super::events::EventHub;
 use crate::config::LoadedConfig;
+use crate::heartbeat::Heartbeat;
 
 /// How often the engine thread drains events, publishes a snapshot and checks whether the
 /// session should end.
@@ -117,6 +118,7 @@ pub struct Lifecycle {
     snapshot: Mutex<Arc<Value>>,
     config: Mutex<Arc<LoadedConfig>>,
     controls: Mutex<Option<LiveControls>>,
+    heartbeats: Mutex<Vec<Arc<Heartbeat>>>,
     disk_free: AtomicU64,
     commands: Sender<Command>,
     hooks: Arc<dyn ServiceHooks>,
@@ -159,6 +161,7 @@ impl Lifecycle {
             snapshot: Mutex::new(Arc::new(Value::Null)),
             config: Mutex::new(Arc::new(loaded)),
             controls: Mutex::new(None),
+            heartbeats: Mutex::new(Vec::new()),
             disk_free: AtomicU64::new(u64::MAX),
             commands: tx,
             hooks,
@@ -187,6 +190,12 @@ impl Lifecycle {
     /// The config in use.
     pub fn config(&self) -> Arc<LoadedConfig> {
         Arc::clone(&lock(&self.config))
+    }
+
+    /// The progress marks of the open engine's data-plane threads (empty while idle): what the
+    /// service watchdog checks with [`crate::heartbeat::first_overdue`].
+    pub fn heartbeats(&self) -> Vec<Arc<Heartbeat>> {
+        lock(&self.heartbeats).clone()
     }
 
     /// Free bytes on the output directory's filesystem, as of the last tick.
@@ -437,8 +446,13 @@ impl EngineThread {
             }
             Command::End(reason, reply) => {
                 let result = self.end(&reason);
+                let ended = result.is_ok();
                 if let Some(reply) = reply {
                     let _ = reply.send(result);
+                }
+                // The stop is answered once the file is finalized, before the devices reopen.
+                if ended {
+                    self.back_to_live();
                 }
             }
             Command::Live(reply) => {
@@ -456,6 +470,7 @@ impl EngineThread {
                     engine.close();
                 }
                 *lock(&self.shared.controls) = None;
+                *lock(&self.shared.heartbeats) = Vec::new();
                 *lock(&self.shared.snapshot) = Arc::new(Value::Null);
                 self.set_phase(Phase::Idle, |_| {});
                 let _ = reply.send(Ok(()));
@@ -484,6 +499,7 @@ impl EngineThread {
                 ApiError::internal(format!("cannot open the rig: {why}"))
             })?;
             *lock(&self.shared.controls) = Some(engine.controls());
+            *lock(&self.shared.heartbeats) = engine.heartbeats();
             self.engine = Some(engine);
         }
         Ok(self.engine.as_mut().expect("opened"))
@@ -523,6 +539,8 @@ impl EngineThread {
                 };
                 if !LIVE_AVAILABLE && let Some(engine) = self.engine.take() {
                     engine.close();
+                    *lock(&self.shared.controls) = None;
+                    *lock(&self.shared.heartbeats) = Vec::new();
                 }
                 let why = error.error.clone();
                 self.set_phase(fallback, |v| v.last_error = Some(why));
@@ -586,17 +604,28 @@ impl EngineThread {
             }
         }
         *lock(&self.shared.snapshot) = Arc::new(Value::Null);
-        if LIVE_AVAILABLE {
-            let phase = if self.open().is_ok() {
-                Phase::Live
-            } else {
-                Phase::Idle
-            };
-            self.set_phase(phase, |_| {});
+        *lock(&self.shared.heartbeats) = Vec::new();
+        // With a live state the devices reopen next ([`Self::back_to_live`]).
+        let phase = if LIVE_AVAILABLE {
+            Phase::Starting
         } else {
-            self.set_phase(Phase::Idle, |_| {});
-        }
+            Phase::Idle
+        };
+        self.set_phase(phase, |_| {});
         outcome
+    }
+
+    /// After a session ended: live again (the devices reopened), or idle if they do not open.
+    fn back_to_live(&mut self) {
+        if !LIVE_AVAILABLE {
+            return;
+        }
+        let phase = if self.open().is_ok() {
+            Phase::Live
+        } else {
+            Phase::Idle
+        };
+        self.set_phase(phase, |_| {});
     }
 
     fn drain(&mut self, engine: &Engine) {
@@ -619,8 +648,9 @@ impl EngineThread {
             self.engine = Some(engine);
             if let Some(why) = due
                 && lock(&self.shared.view).state == Phase::Recording
+                && self.end(&why).is_ok()
             {
-                let _ = self.end(&why);
+                self.back_to_live();
             }
         }
         if self.last_disk.elapsed() >= Duration::from_secs(1) {
