@@ -605,7 +605,13 @@ fn print_status(v: &Value) {
         );
     }
     for s in engine["streams"].as_array().into_iter().flatten() {
-        let dropped: Vec<String> = s["dropped"]
+        // The session's counters while recording, else those since the devices opened.
+        let counters = if s["session"].is_object() {
+            &s["session"]
+        } else {
+            &s["live"]
+        };
+        let dropped: Vec<String> = counters["dropped"]
             .as_object()
             .into_iter()
             .flatten()
@@ -614,8 +620,8 @@ fn print_status(v: &Value) {
         println!(
             "  {:<16} captured {:>8}  recorded {:>8}  {:>6.2} fps  dropped: {}",
             s["name"].as_str().unwrap_or_default(),
-            s["captured"],
-            s["recorded"],
+            counters["captured"],
+            counters["recorded"],
             s["fps"].as_f64().unwrap_or(0.0),
             dropped.join(", ")
         );

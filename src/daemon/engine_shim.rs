@@ -183,9 +183,10 @@ pub struct SessionSnapshot {
 pub struct StreamSnapshot {
     /// Name.
     pub name: String,
-    /// Counters.
-    #[serde(flatten)]
-    pub stats: crate::stats::StatsSnapshot,
+    /// Counters since the devices opened (the shim opens them with the session).
+    pub live: crate::stats::StatsSnapshot,
+    /// Counters of the running session.
+    pub session: Option<crate::stats::StatsSnapshot>,
     /// Frames captured per second since the session began.
     pub fps: f64,
 }
@@ -345,7 +346,8 @@ impl Engine {
                 .map(|(name, stats)| StreamSnapshot {
                     name: name.to_string(),
                     fps: stats.captured as f64 / elapsed_s.max(1e-9),
-                    stats,
+                    live: stats,
+                    session: Some(stats),
                 })
                 .collect(),
             producers: r

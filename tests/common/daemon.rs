@@ -207,6 +207,20 @@ impl Daemon {
         })
     }
 
+    /// Waits until no transition is in progress and nothing records: `live` (an engine that
+    /// keeps the devices open between sessions) or `idle`.
+    pub fn wait_settled(&self, limit: Duration) -> Value {
+        wait_for("the daemon to settle (live or idle)", limit, || {
+            let s = self.status();
+            (s["state"] == "live" || s["state"] == "idle").then_some(s)
+        })
+    }
+
+    /// The session counters of stream `i` in the status (None until there are some).
+    pub fn session_counter(&self, i: usize, counter: &str) -> Option<u64> {
+        self.status()["engine"]["streams"][i]["session"][counter].as_u64()
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         // SAFETY: signalling our own child.
