@@ -65,12 +65,15 @@ fn session_started_noted_and_stopped_over_the_socket_is_in_the_file() {
     );
     let notes = file_notes(&path);
     assert!(notes.contains("cage 3"), "start notes in {notes}");
-    assert!(notes.contains("mouse groomed at the wall"), "{notes}");
-    // The note's origin: the client's X-Behavd-Origin and the peer's uid.
+    // The note with its origin: the client's X-Behavd-Origin and the peer's uid.
     let uid = unsafe { libc::getuid() };
     assert!(
-        notes.contains(&format!("api-test (uid {uid})")),
-        "origin in {notes}"
+        file_has_note(
+            &path,
+            "mouse groomed at the wall",
+            &format!("api-test (uid {uid})")
+        ),
+        "the note and its origin in the file; notes: {notes}"
     );
     assert!(notes.contains("stopped by api-test"), "{notes}");
     // Nothing lost: every captured frame is in the file, no drop of any cause.

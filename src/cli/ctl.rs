@@ -343,7 +343,7 @@ async fn run(client: &Client, command: CtlCommand, json_out: bool) -> Result<(),
             )
             .await?;
             if human {
-                println!("noted: {}", v["applied"].as_str().unwrap_or_default());
+                println!("noted: {}", applied(&v));
             }
         }
         CtlCommand::Sessions => {
@@ -409,11 +409,19 @@ async fn run(client: &Client, command: CtlCommand, json_out: bool) -> Result<(),
     Ok(())
 }
 
+/// A change the daemon made, in words: `target name = value: result`.
 fn applied(v: &Value) -> String {
-    v["applied"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| v.to_string())
+    if let Some(a) = v["applied"].as_str() {
+        return a.to_string();
+    }
+    match (v["target"].as_str(), v["name"].as_str()) {
+        (Some(target), Some(name)) => format!(
+            "{target} {name} = {}: {}",
+            v["value"],
+            v["result"].as_str().unwrap_or_default()
+        ),
+        _ => v.to_string(),
+    }
 }
 
 async fn config(client: &Client, command: ConfigCommand, json_out: bool) -> Result<(), Failure> {

@@ -273,3 +273,19 @@ pub fn trigger_rows(file: &Path) -> u64 {
         file,
     )
 }
+
+/// Whether the session file holds the note `text` made by `origin` (a substring): a `note` row
+/// of `acquisition/ControlChanges` (the live controls), or a line of `general/notes`.
+pub fn file_has_note(file: &Path, text: &str, origin: &str) -> bool {
+    let rows: Vec<(String, String)> = super::python_json(
+        "import h5py, json, sys; f = h5py.File(sys.argv[1], 'r'); t = f.get('acquisition/ControlChanges'); \
+         d = lambda c: [x.decode() if isinstance(x, bytes) else str(x) for x in t[c][:]]; \
+         print(json.dumps([] if t is None else [[o, x] for n, o, x in zip(d('name'), d('origin'), d('text')) if n == 'note']))",
+        file,
+    );
+    rows.iter().any(|(o, t)| t == text && o.contains(origin))
+        || file_notes(file)
+            .lines()
+            .chain(file_notes(file).split("; "))
+            .any(|l| l.contains(text) && l.contains(origin))
+}
