@@ -19,6 +19,7 @@ pub mod outage_table;
 pub mod replay;
 mod reserve;
 pub mod spec;
+pub mod standby;
 mod stream_writer;
 mod transpose;
 pub mod trigger_tables;
