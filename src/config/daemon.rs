@@ -48,10 +48,7 @@ pub(super) fn check(config: &RigConfig, p: &mut Problems) {
     if !(d.thread_deadline_s.is_finite() && (0.1..=600.0).contains(&d.thread_deadline_s)) {
         p.error(
             "daemon.thread_deadline_s",
-            format!(
-                "is {}; must be between 0.1 and 600 s",
-                d.thread_deadline_s
-            ),
+            format!("is {}; must be between 0.1 and 600 s", d.thread_deadline_s),
         );
     }
     let r = &config.recording;

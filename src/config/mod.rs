@@ -3,9 +3,9 @@
 //! Every error names the file, line, column and key, and an unknown key comes with the nearest
 //! valid one (`did you mean ...?`). See `docs/config.md` for every key.
 
+pub mod daemon;
 mod error;
 mod locate;
-pub mod daemon;
 pub mod memory;
 pub mod miniscope;
 pub mod model;

@@ -100,7 +100,10 @@ fn run(source: ScriptedSource, pool_slots: usize, ring: usize) -> (CaptureEnd, H
         stop: Arc::new(AtomicBool::new(false)),
         mailboxes: Vec::new(),
         gate: open_gate(),
-        heartbeat: crate::heartbeat::Heartbeat::new("capture-test", std::time::Duration::from_secs(5)),
+        heartbeat: crate::heartbeat::Heartbeat::new(
+            "capture-test",
+            std::time::Duration::from_secs(5),
+        ),
     }
     .run();
     (
@@ -303,7 +306,10 @@ fn a_stop_ends_capture_from_a_stalled_device_and_shuts_it_down() {
         stop: Arc::clone(&stop),
         mailboxes: Vec::new(),
         gate: open_gate(),
-        heartbeat: crate::heartbeat::Heartbeat::new("capture-test", std::time::Duration::from_secs(5)),
+        heartbeat: crate::heartbeat::Heartbeat::new(
+            "capture-test",
+            std::time::Duration::from_secs(5),
+        ),
     };
     let thread = std::thread::spawn(move || capture.run());
     // Wait until the one frame is through: the thread is then blocked in the stall.

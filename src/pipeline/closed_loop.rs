@@ -314,7 +314,8 @@ impl ClosedLoop {
             .map(|(_, _, s)| {
                 s.map(|s| {
                     let copy = s.copy_counters();
-                    copy.up.store(s.up.load(Ordering::Acquire), Ordering::Relaxed);
+                    copy.up
+                        .store(s.up.load(Ordering::Acquire), Ordering::Relaxed);
                     copy
                 })
             })

@@ -13,8 +13,8 @@ use super::gate::{Crossing, RuleArming, SessionGate};
 use super::outputs::TriggerOutlet;
 use super::workers::Waker;
 use crate::clock::monotonic_ns;
-use crate::heartbeat::Heartbeat;
 use crate::frame::Behavior;
+use crate::heartbeat::Heartbeat;
 use crate::record::loop_records::{OutputRecord, TriggerRecord};
 use crate::rules::{RuleCounters, RuleSet};
 
@@ -102,7 +102,9 @@ fn counters_sub(a: RuleCounters, b: RuleCounters) -> RuleCounters {
         evaluations: a.evaluations.saturating_sub(b.evaluations),
         activations: a.activations.saturating_sub(b.activations),
         fires: a.fires.saturating_sub(b.fires),
-        suppressed_refractory: a.suppressed_refractory.saturating_sub(b.suppressed_refractory),
+        suppressed_refractory: a
+            .suppressed_refractory
+            .saturating_sub(b.suppressed_refractory),
         suppressed_rate: a.suppressed_rate.saturating_sub(b.suppressed_rate),
     }
 }

@@ -76,10 +76,10 @@ pub struct SessionSummary {
 }
 
 impl RunningSession {
-    /// Opens the engine (devices, models, outputs, every thread) and begins the session at
-    /// once: the file holds what is captured from then on.
+    /// Prepares the engine (devices, models, outputs, every thread but capture), begins the
+    /// session, then starts capturing: the file holds every frame from the first.
     pub fn start(loaded: &LoadedConfig, options: &RunOptions) -> Result<Self> {
-        let mut engine = Engine::open(
+        let mut engine = Engine::prepare(
             loaded,
             &EngineOptions {
                 output_dir: options.output_dir.clone(),
@@ -97,6 +97,10 @@ impl RunningSession {
         }
         match engine.begin(SessionRequest::default()) {
             Ok(started) => {
+                if let Err(e) = engine.start_capture() {
+                    let _ = engine.end("a capture thread could not be started");
+                    return Err(e);
+                }
                 let clock = engine.session_clock().expect("the session began");
                 Ok(Self {
                     path: started.path,

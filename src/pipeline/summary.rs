@@ -286,7 +286,8 @@ pub fn loop_summary(
         .iter()
         .map(|o| {
             // Counted from the session's start (the baseline), when there is one.
-            let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+            let load =
+                |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
             let get = |f: fn(&crate::stim::link::LinkStats) -> &std::sync::atomic::AtomicU64| {
                 o.stats.as_ref().map_or(0, |s| {
                     load(f(s)).saturating_sub(o.baseline.as_ref().map_or(0, |b| load(f(b))))
@@ -300,7 +301,9 @@ pub fn loop_summary(
                 nacked: get(|s| &s.nacked),
                 blocked: get(|s| &s.blocked),
                 link_down: get(|s| &s.link_down),
-                connects: get(|s| &s.connects),
+                // Connections since the engine opened: whether the link was ever up, not
+                // traffic of the session.
+                connects: o.stats.as_ref().map_or(0, |s| load(&s.connects)),
                 faults: get(|s| &s.faults),
                 frames_bad: get(|s| &s.frames_bad),
                 sync_residual_us: o.link.as_ref().and_then(|l| l.fit.map(|f| f.residual_us)),

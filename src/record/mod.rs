@@ -18,6 +18,7 @@ pub mod loop_writer;
 pub mod outage_table;
 pub mod replay;
 mod reserve;
+mod session_file;
 pub mod spec;
 pub mod standby;
 mod stream_writer;

@@ -15,7 +15,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::loop_records::{LinkEvent, LinkEventKind, OutputSetup, StimulatorDevice, TriggerRecord};
-use super::writer::{RecordingReport, Session, open, record_session};
+use super::session_file::open;
+use super::writer::{RecordingReport, Session, record_session};
 use super::{GapRecord, RecordError, RecorderSetup, StreamSetup, TriggerSetup};
 use crate::clock::SessionClock;
 use crate::config::SessionConfig;
@@ -108,6 +109,9 @@ pub struct StandbySetup {
     pub heartbeat: Arc<Heartbeat>,
     /// Where events go.
     pub events: EventSink,
+    /// Per link (the order of the link event rings): its last connection while in standby,
+    /// written to the session's event table when one begins (None: down, or never up).
+    pub last_connected: Vec<Option<LinkEvent>>,
 }
 
 /// What `begin` hands the recorder: the session's file and metadata.
@@ -161,9 +165,7 @@ impl StandbyRecorder {
     pub fn begin(&self, begin: BeginRecording) -> Result<(), RecordError> {
         let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
         let gone = || RecordError::Stopped("the recorder thread has ended".into());
-        self.commands
-            .send((begin, reply_tx))
-            .map_err(|_| gone())?;
+        self.commands.send((begin, reply_tx)).map_err(|_| gone())?;
         reply_rx.recv().map_err(|_| gone())?
     }
 
@@ -198,6 +200,9 @@ fn run(
     loop {
         s.heartbeat.beat();
         if let Ok((begin, reply)) = commands.try_recv() {
+            // What is still queued from before the start goes first (the last connection of
+            // each link among it).
+            discard(&mut s);
             match start_session(s, begin) {
                 Ok(session) => {
                     let _ = reply.send(Ok(()));
@@ -237,6 +242,7 @@ fn start_session(
         gate,
         heartbeat,
         events,
+        last_connected,
     } = s;
     if let (Some(t), Some(devices)) = (&mut triggers, begin.devices) {
         t.devices = devices;
@@ -257,6 +263,10 @@ fn start_session(
         Ok(mut session) => {
             session.events = Some(events);
             session.heartbeat = Some(heartbeat);
+            // When each link that is up now connected (before the session: a negative time).
+            for e in last_connected.iter().flatten() {
+                session.record_link_event(e);
+            }
             Ok(session)
         }
         Err((e, setup)) => {
@@ -273,6 +283,7 @@ fn start_session(
                     gate,
                     heartbeat,
                     events,
+                    last_connected,
                 }),
             ))
         }
@@ -325,7 +336,7 @@ fn discard(s: &mut StandbySetup) -> bool {
                 progressed = true;
             }
         }
-        for ring in &mut t.events {
+        for (i, ring) in t.events.iter_mut().enumerate() {
             while let Ok(e) = ring.peek() {
                 if e.received_ns >= start {
                     break;
@@ -333,6 +344,13 @@ fn discard(s: &mut StandbySetup) -> bool {
                 let e = *e;
                 let _ = ring.pop();
                 s.events.link(&e);
+                if let Some(last) = s.last_connected.get_mut(i) {
+                    if e.kind == LinkEventKind::Connected as u8 {
+                        *last = Some(e);
+                    } else if e.kind == LinkEventKind::Disconnected as u8 {
+                        *last = None;
+                    }
+                }
                 progressed = true;
             }
         }
@@ -352,9 +370,7 @@ fn all_gone(s: &StandbySetup) -> bool {
         .iter()
         .all(|o| o.records.is_abandoned() && o.records.is_empty())
         && s.triggers.as_ref().is_none_or(|t| {
-            t.records
-                .iter()
-                .all(|r| r.is_abandoned() && r.is_empty())
+            t.records.iter().all(|r| r.is_abandoned() && r.is_empty())
                 && t.events.iter().all(|r| r.is_abandoned() && r.is_empty())
         })
 }

@@ -9,21 +9,21 @@ use std::time::{Duration, Instant};
 use hdf5::File;
 
 use super::compress::{CompressJob, CompressedChunk, CompressorPool};
-use super::gaps::{self, GapTable};
+use super::gaps::GapTable;
 use super::h5;
-use super::layout;
 use super::loop_records::{LinkEvent, OutputSetup, TriggerRecord};
 use super::loop_writer::OutputWriter;
 use super::reserve::Reserve;
+use super::session_file::open;
+use super::standby::EventSink;
 use super::stream_writer::StreamWriter;
 use super::trigger_tables::{LinkEventTable, TriggerTable};
-use super::standby::EventSink;
 use super::{RecordError, RecorderSetup, StreamSetup};
 use crate::clock::SessionClock;
 use crate::stats::DropCause;
 
 /// Chunks one stream may have in the compression pool at once.
-const IN_FLIGHT_PER_STREAM: usize = 16;
+pub(super) const IN_FLIGHT_PER_STREAM: usize = 16;
 
 /// What the recorder wrote.
 #[derive(Debug, Clone)]
@@ -88,26 +88,27 @@ impl Recorder {
     }
 }
 
+/// One session file being written, with the rings that feed it.
 pub(super) struct Session {
-    file: File,
-    reserve: Option<Reserve>,
-    path: String,
-    clock: SessionClock,
-    streams: Vec<StreamSetup>,
-    writers: Vec<StreamWriter>,
-    gaps: GapTable,
-    compressor: Option<CompressorPool>,
-    flush_every: Duration,
+    pub(super) file: File,
+    pub(super) reserve: Option<Reserve>,
+    pub(super) path: String,
+    pub(super) clock: SessionClock,
+    pub(super) streams: Vec<StreamSetup>,
+    pub(super) writers: Vec<StreamWriter>,
+    pub(super) gaps: GapTable,
+    pub(super) compressor: Option<CompressorPool>,
+    pub(super) flush_every: Duration,
     /// Per stream: next sequence number to submit and to write, and chunks that came back early.
-    submitted: Vec<u64>,
-    next_to_write: Vec<u64>,
-    early: Vec<Vec<Option<CompressedChunk>>>,
-    spare_buffers: Vec<Vec<u8>>,
-    outputs: Vec<(OutputSetup, OutputWriter)>,
-    triggers: Option<(Vec<rtrb::Consumer<TriggerRecord>>, TriggerTable)>,
-    link_events: Option<(Vec<rtrb::Consumer<LinkEvent>>, LinkEventTable)>,
+    pub(super) submitted: Vec<u64>,
+    pub(super) next_to_write: Vec<u64>,
+    pub(super) early: Vec<Vec<Option<CompressedChunk>>>,
+    pub(super) spare_buffers: Vec<Vec<u8>>,
+    pub(super) outputs: Vec<(OutputSetup, OutputWriter)>,
+    pub(super) triggers: Option<(Vec<rtrb::Consumer<TriggerRecord>>, TriggerTable)>,
+    pub(super) link_events: Option<(Vec<rtrb::Consumer<LinkEvent>>, LinkEventTable)>,
     /// Records stamped before this (CLOCK_MONOTONIC) are not the session's and are dropped.
-    start_ns: u64,
+    pub(super) start_ns: u64,
     /// Where triggers, drops and link changes are announced (the engine's event ring).
     pub(super) events: Option<EventSink>,
     /// The recorder thread's progress mark.
@@ -223,147 +224,14 @@ fn discard_until_gone(
     }
 }
 
-/// Creates the file; if that fails part-way, removes what was created (it holds no frames and
-/// could not be opened), so a failed start never leaves an unreadable file. On failure the
-/// setup comes back (the engine's recorder then stays in standby with its rings).
-pub(super) fn open(setup: RecorderSetup) -> Result<Session, (RecordError, Box<RecorderSetup>)> {
-    let reserve = match super::reserve::hold_back_space(&setup.path) {
-        Ok(r) => r,
-        Err(e) => return Err((e, Box::new(setup))),
-    };
-    let path = setup.path.clone();
-    let mut created = false;
-    match create(&setup, &mut created) {
-        Ok(parts) => {
-            let mut s = Session::assemble(setup, parts);
-            s.reserve = reserve;
-            Ok(s)
-        }
-        Err(e) => {
-            if created {
-                let _ = std::fs::remove_file(&path);
-            }
-            Err((e, Box::new(setup)))
-        }
-    }
-}
-
-/// The file's objects, created before any ring is touched.
-struct Created {
-    file: File,
-    writers: Vec<StreamWriter>,
-    gaps: GapTable,
-    outputs: Vec<OutputWriter>,
-    triggers: Option<TriggerTable>,
-    link_events: Option<LinkEventTable>,
-    compressor: Option<CompressorPool>,
-}
-
-fn create(setup: &RecorderSetup, created: &mut bool) -> Result<Created, RecordError> {
-    let path = setup.path.display().to_string();
-    let err = |doing: &'static str| {
-        let file = path.clone();
-        move |source| RecordError::Hdf5 {
-            file,
-            doing,
-            error: source,
-        }
-    };
-    let file = h5::create_session_file(&setup.path).map_err(err("creating the session file"))?;
-    *created = true;
-    layout::create_file_skeleton(&file, setup).map_err(err("writing metadata"))?;
-    let mut writers = Vec::new();
-    for stream in &setup.streams {
-        writers.push(
-            StreamWriter::create(&file, setup, stream, setup.compress_threads)
-                .map_err(err("creating stream datasets"))?,
-        );
-    }
-    let gap_table = gaps::create(&file, &setup.streams).map_err(err("creating the gap table"))?;
-    let mut outputs = Vec::new();
-    for output in &setup.outputs {
-        outputs.push(
-            OutputWriter::create(&file, output)
-                .map_err(err("creating model output datasets"))?,
-        );
-    }
-    let (triggers, link_events) = match &setup.triggers {
-        Some(t) => {
-            let events = if t.events.is_empty() {
-                None
-            } else {
-                Some(
-                    LinkEventTable::create(&file, &t.outputs, &t.devices, &setup.clock)
-                        .map_err(err("creating the stimulator event table"))?,
-                )
-            };
-            (
-                Some(
-                    TriggerTable::create(&file, &t.rules, &t.outputs)
-                        .map_err(err("creating the trigger tables"))?,
-                ),
-                events,
-            )
-        }
-        None => (None, None),
-    };
-    file.flush().map_err(err("flushing the new file"))?;
-    file.start_swmr().map_err(err("starting SWMR"))?;
-    let uses_workers = writers.iter().any(|w| w.worker_level.is_some());
-    let compressor = if uses_workers {
-        Some(CompressorPool::start(setup.compress_threads)?)
-    } else {
-        None
-    };
-    Ok(Created {
-        file,
-        writers,
-        gaps: gap_table,
-        outputs,
-        triggers,
-        link_events,
-        compressor,
-    })
-}
-
 impl Session {
-    /// Moves the rings of `setup` next to the file's objects.
-    fn assemble(setup: RecorderSetup, c: Created) -> Self {
-        let n = setup.streams.len();
-        let (triggers, link_events) = match setup.triggers {
-            Some(t) => (
-                c.triggers.map(|table| (t.records, table)),
-                c.link_events.map(|table| (t.events, table)),
-            ),
-            None => (None, None),
-        };
-        Session {
-            file: c.file,
-            reserve: None,
-            path: setup.path.display().to_string(),
-            clock: setup.clock,
-            start_ns: setup.clock.start_mono_ns,
-            streams: setup.streams,
-            writers: c.writers,
-            gaps: c.gaps,
-            compressor: c.compressor,
-            flush_every: setup.flush_interval,
-            submitted: vec![0; n],
-            next_to_write: vec![0; n],
-            early: (0..n)
-                .map(|_| (0..IN_FLIGHT_PER_STREAM).map(|_| None).collect())
-                .collect(),
-            spare_buffers: Vec::with_capacity(n * IN_FLIGHT_PER_STREAM),
-            outputs: setup.outputs.into_iter().zip(c.outputs).collect(),
-            triggers,
-            link_events,
-            events: None,
-            heartbeat: None,
+    /// Queues one link event for the stimulator event table (if the session has one).
+    pub(super) fn record_link_event(&mut self, e: &LinkEvent) {
+        if let Some((_, table)) = &mut self.link_events {
+            table.push(e, &self.clock);
         }
     }
-}
 
-impl Session {
     fn hdf5_error(&self, doing: &'static str) -> impl FnOnce(hdf5::Error) -> RecordError + use<> {
         let file = self.path.clone();
         move |source| RecordError::Hdf5 {

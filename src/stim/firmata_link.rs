@@ -147,7 +147,9 @@ impl FirmataRun {
             let next_edge = self.trains.iter().flatten().map(|t| t.due_ns).min();
             let now = monotonic_ns();
             // Never longer than the idle wait: the loop beats its heartbeat each time round.
-            let wait = next_edge.map_or(IDLE_WAIT_NS, |due| due.saturating_sub(now).min(IDLE_WAIT_NS));
+            let wait = next_edge.map_or(IDLE_WAIT_NS, |due| {
+                due.saturating_sub(now).min(IDLE_WAIT_NS)
+            });
             match wait_readable_ns(p.as_raw_fd(), self.link.waker.fd(), wait) {
                 Readiness::Port => match p.read(&mut buf) {
                     // The board sends nothing per write; whatever comes (a re-boot report, a

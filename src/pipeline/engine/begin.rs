@@ -235,7 +235,9 @@ impl Engine {
                         stats.info().firmware
                     )
                 } else {
-                    format!("stimulator output `{name}` on {port}: not connected at the session start")
+                    format!(
+                        "stimulator output `{name}` on {port}: not connected at the session start"
+                    )
                 },
                 down_at_start: !up,
             });

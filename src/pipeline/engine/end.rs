@@ -19,11 +19,23 @@ impl Engine {
     /// Consumes the engine (devices closed): open a new one to be live again. Without a
     /// session the engine is closed and this is an error.
     pub fn end(self, reason: &str) -> Result<SessionSummary> {
+        self.end_draining(reason, &mut Vec::new())
+    }
+
+    /// [`end`](Self::end), and the events queued until the last thread stopped (the session's
+    /// last triggers among them) into `events`: with the calls to
+    /// [`drain_events`](Self::drain_events) before, every event of the session.
+    pub fn end_draining(
+        self,
+        reason: &str,
+        events: &mut Vec<super::EngineEvent>,
+    ) -> Result<SessionSummary> {
         if self.session.is_none() {
             self.close()?;
             anyhow::bail!("no session is recording");
         }
-        let stopped = self.stop_threads();
+        let mut stopped = self.stop_threads();
+        stopped.events.drain_ring(&stopped.names, events);
         let active = stopped.session.expect("checked above");
         let duration_s = active.clock.seconds(stopped.ended_ns).max(0.0);
         let (report, mut recording_error) = recording_outcome(stopped.recording, &stopped.stats);
@@ -104,7 +116,10 @@ fn recording_outcome(
 ) -> (RecordingReport, Option<String>) {
     let standin = || RecordingReport {
         path: PathBuf::new(),
-        frames: stats.iter().map(|s| s.session_snapshot().recorded).collect(),
+        frames: stats
+            .iter()
+            .map(|s| s.session_snapshot().recorded)
+            .collect(),
         gap_rows: 0,
         output_rows: Vec::new(),
         trigger_rows: 0,

@@ -112,19 +112,23 @@ impl EventState {
     }
 }
 
-impl Engine {
-    /// Moves every event since the previous call into `out` (oldest first). Never blocks the
-    /// data plane: it only reads what the recorder queued and the counters.
-    pub fn drain_events(&self, out: &mut Vec<EngineEvent>) {
-        let mut state = self.events.lock().unwrap_or_else(|e| e.into_inner());
-        let name = |names: &[String], i: usize| {
-            names.get(i).cloned().unwrap_or_else(|| format!("#{i}"))
-        };
-        while let Ok(e) = state.ring.pop() {
+/// Names of what the recorder's events point at by index.
+pub(super) struct EventNames {
+    pub(super) rules: Vec<String>,
+    pub(super) outputs: Vec<String>,
+    pub(super) streams: Vec<String>,
+}
+
+impl EventState {
+    /// Converts what the recorder queued into events, oldest first.
+    pub(super) fn drain_ring(&mut self, names: &EventNames, out: &mut Vec<EngineEvent>) {
+        let name =
+            |names: &[String], i: usize| names.get(i).cloned().unwrap_or_else(|| format!("#{i}"));
+        while let Ok(e) = self.ring.pop() {
             out.push(match e {
                 RecorderEvent::Trigger { record, in_session } => EngineEvent::Trigger {
-                    rule: name(&self.closed_loop.rule_names, record.rule as usize),
-                    output: name(&self.output_names, record.output as usize),
+                    rule: name(&names.rules, record.rule as usize),
+                    output: name(&names.outputs, record.output as usize),
                     status: TriggerStatus::name(record.status).to_string(),
                     status_code: record.status,
                     frame_index: record.frame_index,
@@ -133,13 +137,13 @@ impl Engine {
                     in_session,
                 },
                 RecorderEvent::Drop { stream, gap } => EngineEvent::Drop {
-                    stream: name(&self.stream_names, stream),
+                    stream: name(&names.streams, stream),
                     cause: gap.cause.label().to_string(),
                     frames: gap.frames_lost,
                     at_ns: gap.stop_ns,
                 },
                 RecorderEvent::Link { event } => {
-                    let output = name(&self.output_names, event.output as usize);
+                    let output = name(&names.outputs, event.output as usize);
                     let at_ns = event.received_ns;
                     if event.kind == LinkEventKind::Connected as u8 {
                         EngineEvent::LinkUp { output, at_ns }
@@ -155,6 +159,15 @@ impl Engine {
                 }
             });
         }
+    }
+}
+
+impl Engine {
+    /// Moves every event since the previous call into `out` (oldest first). Never blocks the
+    /// data plane: it only reads what the recorder queued and the counters.
+    pub fn drain_events(&self, out: &mut Vec<EngineEvent>) {
+        let mut state = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        state.drain_ring(&self.names, out);
         let lost = self.events_lost.load(Ordering::Relaxed);
         if lost > state.lost_reported {
             out.push(EngineEvent::EventsLost {

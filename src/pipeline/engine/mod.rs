@@ -33,8 +33,8 @@ use super::session::SetupInterrupted;
 use crate::clock::{SessionClock, monotonic_ns};
 use crate::config::{LoadedConfig, RigConfig};
 use crate::heartbeat::Heartbeat;
-use crate::record::standby::{EventSink, StandbyRecorder, StandbySetup};
 use crate::record::StreamSetup;
+use crate::record::standby::{EventSink, StandbyRecorder, StandbySetup};
 use crate::stats::StreamStats;
 
 /// Gap records a stream may queue before the recorder picks them up.
@@ -71,9 +71,11 @@ pub struct Engine {
     stream_names: Vec<String>,
     stats: Vec<Arc<StreamStats>>,
     ring_capacity: Vec<usize>,
-    output_names: Vec<String>,
+    names: events::EventNames,
     stop: Arc<AtomicBool>,
     captures: Vec<JoinHandle<CaptureEnd>>,
+    /// Capture loops not started yet ([`Engine::prepare`] until [`Engine::start_capture`]).
+    pending: Vec<CaptureLoop>,
     closed_loop: ClosedLoop,
     recorder: StandbyRecorder,
     events: Mutex<events::EventState>,
@@ -88,6 +90,15 @@ impl Engine {
     /// every thread: capture → models → rules → links, the recorder in standby. Rules are
     /// disarmed unless `[daemon] arm_in_live = true`.
     pub fn open(loaded: &LoadedConfig, options: &EngineOptions) -> Result<Self> {
+        let mut engine = Self::prepare(loaded, options)?;
+        engine.start_capture()?;
+        Ok(engine)
+    }
+
+    /// [`open`](Self::open) but for the capture threads: everything else runs, the sources
+    /// are open and deliver nothing yet. `behavd run` begins its session before starting
+    /// capture, so the file holds every frame from the first; then [`Self::start_capture`].
+    pub fn prepare(loaded: &LoadedConfig, options: &EngineOptions) -> Result<Self> {
         let config = &loaded.config;
         // The frame pools' memory, against the machine's, before anything is allocated.
         crate::config::memory::PoolBudget::of(config)
@@ -169,22 +180,22 @@ impl Engine {
             });
             mailboxes.extend(stream_mailboxes);
         }
-        let (closed_loop, loop_recording) = match ClosedLoop::start(
-            plan,
-            mailboxes,
-            cancel,
-            &watch,
-            config.daemon.arm_in_live,
-        ) {
-            Ok(started) => started,
-            Err(_) if interrupted() => return Err(SetupInterrupted.into()),
-            Err(e) => return Err(e),
-        };
+        let (closed_loop, loop_recording) =
+            match ClosedLoop::start(plan, mailboxes, cancel, &watch, config.daemon.arm_in_live) {
+                Ok(started) => started,
+                Err(_) if interrupted() => return Err(SetupInterrupted.into()),
+                Err(e) => return Err(e),
+            };
         let output_names = loop_recording
             .triggers
             .as_ref()
             .map_or_else(Vec::new, |t| t.outputs.clone());
-        let stream_names = streams.iter().map(|s| s.info.name.clone()).collect();
+        let stream_names: Vec<String> = streams.iter().map(|s| s.info.name.clone()).collect();
+        let stream_names_for_events = stream_names.clone();
+        let links = loop_recording
+            .triggers
+            .as_ref()
+            .map_or(0, |t| t.events.len());
         let (events_tx, events_rx) = rtrb::RingBuffer::new(EVENT_RING);
         let events_lost = Arc::new(AtomicU64::new(0));
         let recorder = StandbyRecorder::start(StandbySetup {
@@ -200,6 +211,7 @@ impl Engine {
                 ring: events_tx,
                 lost: Arc::clone(&events_lost),
             },
+            last_connected: vec![None; links],
         });
         let recorder = match recorder {
             Ok(r) => r,
@@ -209,28 +221,7 @@ impl Engine {
                 return Err(e).context("cannot start the recorder thread");
             }
         };
-        let mut captures = Vec::new();
-        for capture in loops {
-            let name = format!("capture-{}", capture.source.info().name);
-            match std::thread::Builder::new()
-                .name(name)
-                .spawn(move || capture.run())
-            {
-                Ok(h) => captures.push(h),
-                Err(e) => {
-                    stop.store(true, Ordering::Relaxed);
-                    for h in captures {
-                        let _ = h.join();
-                    }
-                    closed_loop.halt_outputs();
-                    closed_loop.stop();
-                    let _ = recorder.join();
-                    return Err(e).context("cannot start a capture thread");
-                }
-            }
-        }
         let n = stats.len();
-        tracing::info!(streams = n, "live: devices open, frames flowing, nothing recorded");
         Ok(Self {
             config: config.clone(),
             output_dir,
@@ -239,9 +230,14 @@ impl Engine {
             stream_names,
             stats,
             ring_capacity,
-            output_names,
+            names: events::EventNames {
+                rules: closed_loop.rule_names.clone(),
+                outputs: output_names,
+                streams: stream_names_for_events,
+            },
             stop,
-            captures,
+            captures: Vec::new(),
+            pending: loops,
             closed_loop,
             recorder,
             events: Mutex::new(events::EventState::new(events_rx, n)),
@@ -250,6 +246,30 @@ impl Engine {
             fps: Mutex::new(snapshot::FpsState::new(n)),
             opened_ns: monotonic_ns(),
         })
+    }
+
+    /// Starts the capture threads of a [`prepare`](Self::prepare)d engine (no-op once
+    /// started). On failure the engine is closed.
+    pub fn start_capture(&mut self) -> Result<()> {
+        for capture in std::mem::take(&mut self.pending) {
+            let name = format!("capture-{}", capture.source.info().name);
+            match std::thread::Builder::new()
+                .name(name)
+                .spawn(move || capture.run())
+            {
+                Ok(h) => self.captures.push(h),
+                Err(e) => {
+                    // The engine cannot run with a stream missing: stop what started.
+                    self.stop.store(true, Ordering::Relaxed);
+                    return Err(e).context("cannot start a capture thread");
+                }
+            }
+        }
+        tracing::info!(
+            streams = self.captures.len(),
+            "live: devices open, frames flowing"
+        );
+        Ok(())
     }
 
     /// One heartbeat per data-plane thread (each capture, the recorder, each inference and
@@ -343,6 +363,8 @@ impl Engine {
             capture.thread().unpark();
         }
         let ended_ns = monotonic_ns();
+        // Loops never started: their sources close here.
+        drop(self.pending);
         let ends: Vec<CaptureEnd> = self
             .captures
             .into_iter()
@@ -361,6 +383,8 @@ impl Engine {
             session: self.session,
             stats: self.stats,
             stream_names: self.stream_names,
+            events: self.events.into_inner().unwrap_or_else(|e| e.into_inner()),
+            names: self.names,
         }
     }
 }
@@ -374,4 +398,6 @@ struct Stopped {
     session: Option<Active>,
     stats: Vec<Arc<StreamStats>>,
     stream_names: Vec<String>,
+    events: events::EventState,
+    names: events::EventNames,
 }

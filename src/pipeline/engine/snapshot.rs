@@ -228,9 +228,10 @@ impl Engine {
             .links()
             .into_iter()
             .map(|(name, port, stats)| {
-                let get = |f: fn(&crate::stim::link::LinkStats) -> &std::sync::atomic::AtomicU64| {
-                    stats.map_or(0, |s| f(s).load(Ordering::Relaxed))
-                };
+                let get =
+                    |f: fn(&crate::stim::link::LinkStats) -> &std::sync::atomic::AtomicU64| {
+                        stats.map_or(0, |s| f(s).load(Ordering::Relaxed))
+                    };
                 OutputSnapshot {
                     name: name.to_string(),
                     port: port.to_string(),
@@ -270,15 +271,12 @@ impl Engine {
             producers,
             rules,
             outputs,
-            recorder_failure: self
-                .recorder
-                .has_failed()
-                .then(|| {
-                    self.recorder
-                        .failure()
-                        .unwrap_or("the recorder stopped with an error")
-                        .to_string()
-                }),
+            recorder_failure: self.recorder.has_failed().then(|| {
+                self.recorder
+                    .failure()
+                    .unwrap_or("the recorder stopped with an error")
+                    .to_string()
+            }),
             disk: DiskSnapshot {
                 dir: self.output_dir.clone(),
                 free_bytes: crate::fsutil::free_bytes(&self.output_dir).ok(),
