@@ -33,6 +33,7 @@ width = 48
 height = 48
 neurons = 8
 fps = 30.0
+FAULTS
 
 [recording]
 flush_interval_s = 0.5
@@ -62,8 +63,16 @@ port = "emulated"
 "#;
 
 fn config(extra: &str) -> LoadedConfig {
-    LoadedConfig::from_str(&CONFIG.replace("EXTRA", extra), "engine-test.toml")
-        .expect("the test config is valid")
+    config_with_faults(extra, "")
+}
+
+/// With `faults` (a `faults = {...}` line) on the Miniscope.
+fn config_with_faults(extra: &str, faults: &str) -> LoadedConfig {
+    LoadedConfig::from_str(
+        &CONFIG.replace("EXTRA", extra).replace("FAULTS", faults),
+        "engine-test.toml",
+    )
+    .expect("the test config is valid")
 }
 
 /// One engine at a time in this process: the emulated stimulator's link is named after the
@@ -184,7 +193,9 @@ fn live_writes_nothing_drops_nothing_and_every_heartbeat_is_fresh() {
 fn a_session_begun_after_live_seconds_holds_only_its_own_frames_and_every_trigger() {
     let _one = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
-    let loaded = config("");
+    // Two device frames lost while live, three in the session (begun near frame 47; it lasts
+    // 2 s, past frame 100).
+    let loaded = config_with_faults("", "faults = { drop_frames = [10, 11, 80, 81, 82] }");
     let mut engine = open(&loaded, dir.path());
     wait_until("45 live frames", Duration::from_secs(20), || {
         captured(&engine) >= 45
@@ -216,15 +227,31 @@ fn a_session_begun_after_live_seconds_holds_only_its_own_frames_and_every_trigge
     let summary = engine
         .end_draining("stopped by the engine test", &mut events)
         .expect("the session ends");
+    let mut dropped_events = Vec::new();
     for e in &events {
-        if let EngineEvent::Trigger { in_session, .. } = e {
-            in_session_events += *in_session as usize;
+        match e {
+            EngineEvent::Trigger { in_session, .. } => in_session_events += *in_session as usize,
+            EngineEvent::Drop {
+                stream,
+                cause,
+                frames,
+                ..
+            } => {
+                dropped_events.push((stream.as_str(), cause.as_str(), *frames));
+            }
+            _ => {}
         }
     }
+    assert_eq!(
+        dropped_events,
+        [("Miniscope", "device", 2), ("Miniscope", "device", 3)],
+        "the live and the session drops, as events"
+    );
     let s = &summary.streams[0];
     // Every frame the session captured is in the file or counted as dropped, and none of the
-    // live seconds before it is.
-    assert_eq!(s.stats.dropped_total(), 0, "{s:?}");
+    // live seconds before it is: the session lost the three device frames of its own time.
+    assert_eq!(s.stats.dropped_total(), 3, "{s:?}");
+    assert_eq!(s.stats.dropped[0], 3, "device drops: {s:?}");
     assert_eq!(s.frames_in_file, s.stats.captured, "{s:?}");
     assert_eq!(s.stats.recorded, s.frames_in_file);
     let file = &summary.path;
@@ -244,8 +271,32 @@ fn a_session_begun_after_live_seconds_holds_only_its_own_frames_and_every_trigge
         "the device counter goes on from the {live_before} live frames: {}",
         counters[0]
     );
-    assert!(counters.windows(2).all(|w| w[1] == w[0] + 1), "no gap");
-    assert_eq!(summary.gap_rows, 0);
+    let jumps: Vec<u64> = counters
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|&d| d != 1)
+        .collect();
+    assert_eq!(jumps, [4], "one jump over the three lost frames");
+    assert_eq!(summary.gap_rows, 1);
+    let gaps: serde_json::Value = python_json(
+        r#"
+import h5py, json, sys
+t = h5py.File(sys.argv[1], "r")["intervals/FrameGaps"]
+print(json.dumps({k: [float(x) for x in t[k][:]] for k in ["start_time", "stop_time", "frames_lost", "first_lost_counter"]}))
+"#,
+        file,
+    );
+    assert_eq!(gaps["frames_lost"], serde_json::json!([3.0]), "{gaps}");
+    assert_eq!(
+        gaps["first_lost_counter"],
+        serde_json::json!([80.0]),
+        "{gaps}"
+    );
+    let (start, stop) = (
+        gaps["start_time"][0].as_f64().unwrap(),
+        gaps["stop_time"][0].as_f64().unwrap(),
+    );
+    assert!(0.0 < start && start < stop, "{gaps}");
     // Triggers: the rule's, the file's and the event stream's agree.
     let rule = &summary.closed_loop.rules[0];
     assert!(rule.triggers >= 5, "{rule:?}");
@@ -325,7 +376,9 @@ fn begin_is_refused_below_min_free_mb_naming_the_directory_and_both_numbers() {
 
 #[test]
 fn stop_free_mb_not_below_min_free_mb_is_refused_at_load_naming_the_key() {
-    let text = CONFIG.replace("EXTRA", "min_free_mb = 100\nstop_free_mb = 200");
+    let text = CONFIG
+        .replace("EXTRA", "min_free_mb = 100\nstop_free_mb = 200")
+        .replace("FAULTS", "");
     let e = LoadedConfig::from_str(&text, "engine-test.toml").unwrap_err();
     let shown = e.to_string();
     assert!(shown.contains("recording.stop_free_mb"), "{shown}");
