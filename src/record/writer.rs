@@ -120,7 +120,7 @@ fn run(
     ready: crossbeam_channel::Sender<Result<(), ()>>,
     failed: &AtomicBool,
 ) -> Result<RecordingReport, RecordError> {
-    let session = match open(setup) {
+    let mut session = match open(setup) {
         Ok(s) => {
             let _ = ready.send(Ok(()));
             s
@@ -130,6 +130,8 @@ fn run(
             return Err(e);
         }
     };
+    // Started on its own (not by an engine): every record it is given is the session's.
+    session.start_ns = 0;
     record_session(session, failed, &std::sync::OnceLock::new())
 }
 

@@ -401,3 +401,15 @@ struct Stopped {
     events: events::EventState,
     names: events::EventNames,
 }
+
+#[cfg(test)]
+mod tests {
+    /// The control plane moves the engine to a blocking thread: it must be `Send`.
+    #[test]
+    fn the_engine_is_send() {
+        fn send<T: Send>() {}
+        send::<super::Engine>();
+        send::<super::EngineSnapshot>();
+        send::<super::EngineEvent>();
+    }
+}
