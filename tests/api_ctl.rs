@@ -65,19 +65,6 @@ fn ctl_commands_with_json_and_their_exit_codes() {
             .unwrap()
             .contains("already recording")
     );
-    let out = ctl(s, &["note", "LED looked dim", "--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        json_of(&out)["applied"]
-            .as_str()
-            .unwrap()
-            .contains("ctl (uid")
-    );
     // watch: the current state first, then what follows.
     let out = ctl(s, &["watch", "--json", "--count", "2"]);
     assert_eq!(out.status.code(), Some(0));
@@ -97,10 +84,7 @@ fn ctl_commands_with_json_and_their_exit_codes() {
     );
     assert_eq!(json_of(&out)["path"], started["path"]);
     let notes = file_notes(&path);
-    assert!(
-        notes.contains("LED looked dim") && notes.contains("end of the test"),
-        "{notes}"
-    );
+    assert!(notes.contains("end of the test"), "{notes}");
     let out = ctl(s, &["stop"]);
     assert_eq!(out.status.code(), Some(4), "nothing to stop");
     let out = ctl(s, &["sessions", "--json"]);

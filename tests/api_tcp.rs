@@ -54,24 +54,15 @@ fn loopback_tcp_is_open_and_the_peer_address_is_the_origin() {
         .send_blocking(Method::POST, "/v1/sessions", r#"{"subject": "tcp1"}"#)
         .unwrap();
     assert_eq!(start.status, 201, "{}", start.json());
-    let note = client
-        .send_blocking(
-            Method::POST,
-            "/v1/sessions/current/notes",
-            r#"{"text": "over tcp"}"#,
-        )
-        .unwrap();
-    assert_eq!(note.status, 200, "{}", note.json());
     let stop = client
         .send_blocking(Method::POST, "/v1/sessions/current/stop", "")
         .unwrap();
     assert_eq!(stop.status, 200, "{}", stop.json());
     let path = PathBuf::from(start.json()["path"].as_str().unwrap());
     let notes = file_notes(&path);
-    assert!(notes.contains("over tcp"), "{notes}");
     assert!(
-        notes.contains("tcp-test (127.0.0.1:"),
-        "origin with the peer address: {notes}"
+        notes.contains("stopped by tcp-test (127.0.0.1:"),
+        "the stop with the peer address as its origin: {notes}"
     );
     assert!(!inspect(&path).unwrap().open_for_write);
 }

@@ -1,4 +1,5 @@
-//! `[daemon]`: how `behavd serve` offers its control API (docs/config.md, docs/service.md).
+//! `[daemon]`: how `behavd serve` offers its control API, keeps the rig while no session runs,
+//! and watches its threads (docs/config.md, docs/service.md).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,13 +9,25 @@ use serde::{Deserialize, Serialize};
 use super::RigConfig;
 use super::validate::Problems;
 
+/// Longest a data-plane thread may go without progress by default, seconds.
+pub const DEFAULT_THREAD_DEADLINE_S: f64 = 5.0;
+
 /// The Unix socket `behavd serve` listens on when neither the config nor `--socket` names one.
 pub const DEFAULT_SOCKET: &str = "/run/behavd/behavd.sock";
 
-/// `[daemon]`: the control API of `behavd serve`.
+/// `[daemon]`: the control API of `behavd serve`, its lifecycle and watchdog settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DaemonConfig {
+    /// Whether the rules may send triggers to the stimulators while live (devices open, no
+    /// session recorded). Default false: a live rule evaluates and counts but sends nothing;
+    /// every rule is armed when a session begins.
+    #[serde(default)]
+    pub arm_in_live: bool,
+    /// Longest a data-plane thread (capture, recorder, inference, rules, stimulator link) may
+    /// go without making progress before it counts as wedged, seconds. Default 5.
+    #[serde(default = "default_thread_deadline")]
+    pub thread_deadline_s: f64,
     /// The Unix socket of the API. Default `/run/behavd/behavd.sock`.
     #[serde(default = "default_socket")]
     pub socket: PathBuf,
@@ -40,6 +53,17 @@ impl Default for DaemonConfig {
     }
 }
 
+impl DaemonConfig {
+    /// The thread deadline as a duration.
+    pub fn thread_deadline(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.thread_deadline_s)
+    }
+}
+
+fn default_thread_deadline() -> f64 {
+    DEFAULT_THREAD_DEADLINE_S
+}
+
 fn default_socket() -> PathBuf {
     PathBuf::from(DEFAULT_SOCKET)
 }
@@ -58,9 +82,29 @@ pub fn listen_problem(listen: &str) -> Option<String> {
     }
 }
 
-/// The `[daemon]` problems of a parsed config.
+/// Checks `[daemon]` and the disk-guard keys of `[recording]`, each error located at its key.
 pub(super) fn check(config: &RigConfig, p: &mut Problems) {
     let d = &config.daemon;
+    // Every wait of the data plane is well under 0.1 s; a shorter deadline would be noise.
+    if !(d.thread_deadline_s.is_finite() && (0.1..=600.0).contains(&d.thread_deadline_s)) {
+        p.error(
+            "daemon.thread_deadline_s",
+            format!("is {}; must be between 0.1 and 600 s", d.thread_deadline_s),
+        );
+    }
+    let r = &config.recording;
+    let disabled = r.min_free_mb == 0 && r.stop_free_mb == 0;
+    if !disabled && r.stop_free_mb >= r.min_free_mb {
+        p.error(
+            "recording.stop_free_mb",
+            format!(
+                "is {} MB; must be below recording.min_free_mb ({} MB), or both 0 to turn the \
+                 disk guard off: a session must be able to start with more room than the \
+                 level at which it is stopped",
+                r.stop_free_mb, r.min_free_mb
+            ),
+        );
+    }
     if d.socket.as_os_str().is_empty() {
         p.error("daemon.socket", "the socket path is empty");
     } else if d.socket.is_relative() {

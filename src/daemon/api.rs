@@ -222,7 +222,7 @@ async fn stop(State(l): App, Origin(origin): Origin, body: Bytes) -> ApiResult {
 /// Runs a live-control call off the async runtime (it may wait for the capture thread).
 async fn control_call<F>(l: &Lifecycle, call: F) -> ApiResult
 where
-    F: FnOnce(super::engine_shim::LiveControls) -> Result<Value, ApiError> + Send + 'static,
+    F: FnOnce(super::controls_shim::LiveControls) -> Result<Value, ApiError> + Send + 'static,
 {
     let controls = l.controls()?;
     let value = tokio::task::spawn_blocking(move || call(controls))
@@ -231,11 +231,10 @@ where
     ok(value)
 }
 
-fn control_error(e: super::engine_shim::ControlError) -> ApiError {
-    use super::engine_shim::ControlError;
+fn control_error(e: super::controls_shim::ControlError) -> ApiError {
+    use super::controls_shim::ControlError;
     match e {
         ControlError::NotAvailable(_) => ApiError::new(StatusCode::NOT_IMPLEMENTED, e.to_string()),
-        ControlError::NotRecording => ApiError::conflict(e.to_string()),
     }
 }
 

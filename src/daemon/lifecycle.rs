@@ -19,10 +19,11 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use super::engine_shim::{
-    BeginError, Engine, EngineEvent, EngineOptions, LIVE_AVAILABLE, LiveControls, SessionRequest,
-    SessionStarted,
+use super::controls_shim::LiveControls;
+use crate::pipeline::engine::{
+    BeginError, Engine, EngineEvent, EngineOptions, SessionRequest, SessionStarted,
 };
+
 use super::error::ApiError;
 use super::events::EventHub;
 use crate::config::LoadedConfig;
@@ -289,11 +290,6 @@ impl Lifecycle {
                 let _ = tx.send(Ok(()));
                 return Ok(rx);
             }
-            Phase::Idle if !LIVE_AVAILABLE => {
-                return Err(ApiError::conflict(
-                    "live state not available yet: this build's engine opens the devices only to record (start a session)",
-                ));
-            }
             Phase::Idle => {}
             other => {
                 return Err(ApiError::conflict(format!(
@@ -357,9 +353,8 @@ impl Lifecycle {
         match (state, lock(&self.controls).clone()) {
             (Phase::Live | Phase::Recording, Some(c)) => Ok(c),
             _ => Err(ApiError::conflict(format!(
-                "no live controls while {} (start a session{})",
-                state.name(),
-                if LIVE_AVAILABLE { " or go live" } else { "" }
+                "no live controls while {} (go live or start a session)",
+                state.name()
             ))),
         }
     }
@@ -396,8 +391,6 @@ struct EngineThread {
     shared: Arc<Lifecycle>,
     options: EngineOptions,
     engine: Option<Engine>,
-    /// Trigger events published for the running session.
-    triggers_published: u64,
     buffer: Vec<EngineEvent>,
     last_disk: Instant,
 }
@@ -408,7 +401,6 @@ impl EngineThread {
             shared,
             options,
             engine: None,
-            triggers_published: 0,
             buffer: Vec::with_capacity(256),
             last_disk: Instant::now(),
         }
@@ -467,7 +459,7 @@ impl EngineThread {
             }
             Command::Idle(reply) => {
                 if let Some(engine) = self.engine.take() {
-                    engine.close();
+                    close(engine);
                 }
                 *lock(&self.shared.controls) = None;
                 *lock(&self.shared.heartbeats) = Vec::new();
@@ -498,7 +490,7 @@ impl EngineThread {
                 self.shared.events.publish("fault", json!({"what": why}));
                 ApiError::internal(format!("cannot open the rig: {why}"))
             })?;
-            *lock(&self.shared.controls) = Some(engine.controls());
+            *lock(&self.shared.controls) = Some(LiveControls::unavailable());
             *lock(&self.shared.heartbeats) = engine.heartbeats();
             self.engine = Some(engine);
         }
@@ -506,8 +498,6 @@ impl EngineThread {
     }
 
     fn begin(&mut self, request: SessionRequest, origin: &str) -> Result<SessionStarted, ApiError> {
-        let was_open = self.engine.is_some();
-        let fallback = if was_open { Phase::Live } else { Phase::Idle };
         if let Err(e) = self.open() {
             self.set_phase(Phase::Idle, |_| {});
             return Err(e);
@@ -516,8 +506,7 @@ impl EngineThread {
         match engine.begin(request) {
             Ok(started) => {
                 tracing::info!(path = %started.path.display(), %origin, "session started");
-                *lock(&self.shared.controls) = Some(engine.controls());
-                self.triggers_published = 0;
+                *lock(&self.shared.controls) = Some(LiveControls::unavailable());
                 self.shared.events.publish(
                     "session_started",
                     json!({"session": started, "origin": origin}),
@@ -533,17 +522,16 @@ impl EngineThread {
                 let error = match e {
                     BeginError::AlreadyRecording => ApiError::conflict(e.to_string()),
                     BeginError::Invalid { field, why } => ApiError::field(field, why),
+                    BeginError::LowDisk { .. } => {
+                        ApiError::new(axum::http::StatusCode::INSUFFICIENT_STORAGE, e.to_string())
+                    }
                     BeginError::Failed(e) => {
-                        ApiError::internal(format!("the session did not start: {e:#}"))
+                        ApiError::internal(format!("the session did not start: {e}"))
                     }
                 };
-                if !LIVE_AVAILABLE && let Some(engine) = self.engine.take() {
-                    engine.close();
-                    *lock(&self.shared.controls) = None;
-                    *lock(&self.shared.heartbeats) = Vec::new();
-                }
+                // The engine stays open: live.
                 let why = error.error.clone();
-                self.set_phase(fallback, |v| v.last_error = Some(why));
+                self.set_phase(Phase::Live, |v| v.last_error = Some(why));
                 Err(error)
             }
         }
@@ -565,7 +553,8 @@ impl EngineThread {
         self.drain(&engine);
         *lock(&self.shared.controls) = None;
         tracing::info!(%reason, "stopping session");
-        let result = engine.end(reason);
+        self.buffer.clear();
+        let result = engine.end_draining(reason, &mut self.buffer);
         // The view first: a client acting on `session_ended` finds the summary in the status.
         let outcome = match &result {
             Ok(summary) => Ok(serde_json::to_value(summary).unwrap_or(Value::Null)),
@@ -586,8 +575,6 @@ impl EngineThread {
         }
         match &result {
             Ok(summary) => {
-                self.buffer.clear();
-                Engine::trailing_triggers(summary, self.triggers_published, &mut self.buffer);
                 for event in self.buffer.drain(..) {
                     self.shared.events.publish_engine(&event);
                 }
@@ -605,21 +592,13 @@ impl EngineThread {
         }
         *lock(&self.shared.snapshot) = Arc::new(Value::Null);
         *lock(&self.shared.heartbeats) = Vec::new();
-        // With a live state the devices reopen next ([`Self::back_to_live`]).
-        let phase = if LIVE_AVAILABLE {
-            Phase::Starting
-        } else {
-            Phase::Idle
-        };
-        self.set_phase(phase, |_| {});
+        // The devices reopen next ([`Self::back_to_live`]).
+        self.set_phase(Phase::Starting, |_| {});
         outcome
     }
 
     /// After a session ended: live again (the devices reopened), or idle if they do not open.
     fn back_to_live(&mut self) {
-        if !LIVE_AVAILABLE {
-            return;
-        }
         let phase = if self.open().is_ok() {
             Phase::Live
         } else {
@@ -632,9 +611,6 @@ impl EngineThread {
         self.buffer.clear();
         engine.drain_events(&mut self.buffer);
         for event in self.buffer.drain(..) {
-            if matches!(event, EngineEvent::Trigger { .. }) {
-                self.triggers_published += 1;
-            }
             self.shared.events.publish_engine(&event);
         }
     }
@@ -664,9 +640,11 @@ impl EngineThread {
             let _ = self.end(reason);
         }
         if let Some(engine) = self.engine.take() {
-            engine.close();
+            close(engine);
         }
         *lock(&self.shared.controls) = None;
+        *lock(&self.shared.heartbeats) = Vec::new();
+        self.set_phase(Phase::Idle, |_| {});
     }
 }
 
@@ -690,4 +668,10 @@ pub fn free_bytes(dir: &std::path::Path) -> Option<u64> {
         return None;
     }
     Some(stat.f_bavail as u64 * stat.f_frsize as u64)
+}
+
+fn close(engine: Engine) {
+    if let Err(e) = engine.close() {
+        tracing::warn!(error = %format!("{e:#}"), "the engine did not close cleanly");
+    }
 }

@@ -8,7 +8,7 @@
 pub mod api;
 pub mod client;
 pub mod config_ops;
-pub mod engine_shim;
+pub mod controls_shim;
 pub mod error;
 pub mod events;
 pub mod lifecycle;
@@ -25,8 +25,8 @@ use axum::middleware;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::LoadedConfig;
+use crate::pipeline::engine::EngineOptions;
 use api::Peer;
-use engine_shim::EngineOptions;
 use lifecycle::{Lifecycle, ServiceHooks};
 
 /// `behavd serve`'s arguments: each overrides its config key.

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::engine_shim::SessionRequest;
 use super::error::ApiError;
+use crate::pipeline::engine::SessionRequest;
 
 /// `POST /v1/sessions`: start a session. Every field overrides the config's `[session]`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -50,6 +50,7 @@ impl StartRequest {
             notes: self.notes,
             experimenter: self.experimenter,
             duration_s: self.duration_s,
+            ..SessionRequest::default()
         })
     }
 }
