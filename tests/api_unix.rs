@@ -481,3 +481,31 @@ fn the_socket_gets_the_configured_group_and_mode() {
     assert!(stderr.contains("no_such_group_xyz"), "{stderr}");
     assert!(!bad.socket.exists(), "no socket left behind");
 }
+
+#[test]
+fn live_between_sessions_then_idle() {
+    let d = Daemon::start(&emulated_rig(), &[]);
+    let a = d.call(Method::POST, "/v1/live", "");
+    assert_eq!(a.status, 200, "{}", a.json());
+    assert_eq!(a.json()["state"], "live");
+    // Frames flow while live, nothing is recorded.
+    wait_for("live frames", START, || {
+        (d.status()["engine"]["streams"][0]["live"]["captured"].as_u64()? > 10).then_some(())
+    });
+    assert_eq!(
+        std::fs::read_dir(&d.output).map(|r| r.count()).unwrap_or(0),
+        0
+    );
+    // Going idle while recording is refused; from live a session begins at once.
+    let started = start_session(&d, "{}");
+    let a = d.call(Method::POST, "/v1/idle", "");
+    assert_eq!(a.status, 409, "{}", a.json());
+    let stop = d.call(Method::POST, "/v1/sessions/current/stop", "");
+    assert_eq!(stop.status, 200, "{}", stop.json());
+    assert_eq!(stop.json()["path"], started["path"]);
+    d.wait_state("live", START);
+    let a = d.call(Method::POST, "/v1/idle", "");
+    assert_eq!(a.status, 200, "{}", a.json());
+    assert_eq!(a.json()["state"], "idle");
+    assert!(a.json()["engine"].is_null(), "{}", a.json());
+}

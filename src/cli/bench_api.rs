@@ -150,6 +150,22 @@ async fn session(
             .await?
             .map_err(|a| anyhow::anyhow!("events refused: {}", a.json()))?,
     );
+    // Live (or idle) first: after a session the devices reopen before the next may begin.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let state = client
+            .request(Method::GET, "/v1/status", None)
+            .await?
+            .json()["state"]
+            .clone();
+        if state == "live" || state == "idle" {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the daemon did not settle (state {state}) within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let start = client
         .request(
             Method::POST,
