@@ -12,6 +12,7 @@ use super::counter::CounterUnwrapper;
 use super::mailbox::Mailbox;
 use crate::frame::{Frame, FrameMeta, FramePool};
 use crate::record::GapRecord;
+use crate::source::live::StreamInbox;
 use crate::source::{CaptureStop, Source, SourceError};
 use crate::stats::{DropCause, StreamStats};
 
@@ -34,6 +35,8 @@ pub struct CaptureLoop {
     pub stop: Arc<AtomicBool>,
     /// Latest-wins mailboxes of the stream's inference and signal consumers.
     pub mailboxes: Vec<Arc<Mailbox>>,
+    /// Live control changes from the control plane, applied between frames.
+    pub controls: Arc<StreamInbox>,
 }
 
 /// A run of consecutive losses of one cause being accumulated into one gap record.
@@ -91,6 +94,7 @@ impl CaptureLoop {
         self.source
             .watch_stop(CaptureStop::new(Arc::clone(&self.stop)));
         let end = loop {
+            self.controls.serve(&mut *self.source);
             if self.stop.load(Ordering::Relaxed) {
                 self.source.shutdown();
                 break CaptureEnd::Stopped;
@@ -178,6 +182,7 @@ impl CaptureLoop {
                 }
             }
         };
+        self.controls.close();
         for gap in [pool_run.take(), behind_run.take()].into_iter().flatten() {
             self.push_gap(gap);
         }

@@ -99,6 +99,7 @@ fn run(source: ScriptedSource, pool_slots: usize, ring: usize) -> (CaptureEnd, H
         stats: Arc::clone(&stats),
         stop: Arc::new(AtomicBool::new(false)),
         mailboxes: Vec::new(),
+        controls: Default::default(),
     }
     .run();
     (
@@ -300,6 +301,7 @@ fn a_stop_ends_capture_from_a_stalled_device_and_shuts_it_down() {
         stats: Arc::new(StreamStats::default()),
         stop: Arc::clone(&stop),
         mailboxes: Vec::new(),
+        controls: Default::default(),
     };
     let thread = std::thread::spawn(move || capture.run());
     // Wait until the one frame is through: the thread is then blocked in the stall.

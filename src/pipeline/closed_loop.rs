@@ -16,7 +16,8 @@ use super::workers::{
 };
 use crate::frame::FramePool;
 use crate::record::TriggerSetup;
-use crate::record::loop_records::{OutputSetup, RuleRow};
+use crate::record::loop_records::{MANUAL_RULE, MANUAL_RULE_DEFINITION, OutputSetup, RuleRow};
+use crate::rules::RuleArming;
 
 /// Records a producer may queue towards one consumer.
 const OUTPUT_RING: usize = 512;
@@ -46,6 +47,8 @@ pub struct ClosedLoop {
     /// Per producer, in plan order.
     pub stats: Vec<ProducerStats>,
     mailboxes: Vec<Option<Arc<Mailbox>>>,
+    /// The rules' names and arm flags (None without rules).
+    pub arming: Option<(Vec<String>, RuleArming)>,
 }
 
 /// What the closed loop hands the recorder.
@@ -211,13 +214,24 @@ impl ClosedLoop {
             workers.push((name, handle));
         }
         let (mut rules_handle, mut output_threads, mut triggers) = (None, None, None);
+        let mut arming_parts = None;
         if let Some(rules) = plan.rules {
-            let rule_rows = (0..rules.len())
+            let mut rule_rows: Vec<RuleRow> = (0..rules.len())
                 .map(|r| RuleRow {
                     name: rules.name(r).to_string(),
                     definition: rules.definition(r).to_string(),
                 })
                 .collect();
+            let arming = RuleArming::new(rules.len(), true);
+            arming_parts = Some((
+                rule_rows.iter().map(|r| r.name.clone()).collect(),
+                arming.clone(),
+            ));
+            // Manual test pulses name the row after the rules.
+            rule_rows.push(RuleRow {
+                name: MANUAL_RULE.into(),
+                definition: MANUAL_RULE_DEFINITION.into(),
+            });
             let output_names = rules.output_names().to_vec();
             let started = started_outputs
                 .take()
@@ -238,6 +252,7 @@ impl ClosedLoop {
                 outputs: outlets,
                 waker: rules_waker,
                 stop: Arc::clone(&stop_rules),
+                arming: arming.clone(),
             };
             rules_handle = Some(
                 std::thread::Builder::new()
@@ -255,9 +270,17 @@ impl ClosedLoop {
                 outputs: output_threads,
                 stats,
                 mailboxes: by_index,
+                arming: arming_parts,
             },
             LoopRecording { outputs, triggers },
         ))
+    }
+
+    /// Where manual test pulses go, indexed by output id (empty without rules).
+    pub fn pulse_targets(&self) -> Vec<super::controls::PulseTarget> {
+        self.outputs
+            .as_ref()
+            .map_or_else(Vec::new, |o| o.pulses.clone())
     }
 
     /// Triggers handed to an output so far.

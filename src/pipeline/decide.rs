@@ -14,7 +14,7 @@ use super::workers::Waker;
 use crate::clock::monotonic_ns;
 use crate::frame::Behavior;
 use crate::record::loop_records::{OutputRecord, TriggerRecord};
-use crate::rules::{RuleCounters, RuleSet};
+use crate::rules::{RuleArming, RuleCounters, RuleSet};
 
 /// One producer's ring into the rules thread.
 pub struct RuleInput {
@@ -68,6 +68,8 @@ pub struct RulesReport {
     pub overhead: Histogram<u64>,
     /// Triggers that did not fit in the ring to the stimulator link.
     pub triggers_lost: u64,
+    /// Decisions of disarmed rules, not sent (per rule, in rule order).
+    pub disarmed: Vec<u64>,
 }
 
 /// The rules thread.
@@ -84,6 +86,8 @@ pub struct RulesWorker {
     pub waker: Arc<Waker>,
     /// Set to stop (after the producers have stopped: the rings are drained first).
     pub stop: Arc<AtomicBool>,
+    /// Which rules may send (the control plane arms and disarms them).
+    pub arming: RuleArming,
 }
 
 impl RulesWorker {
@@ -96,6 +100,7 @@ impl RulesWorker {
             capture_to_decision: h(),
             overhead: h(),
             triggers_lost: 0,
+            disarmed: vec![0; self.rules.len()],
         };
         let expect: Vec<Option<i8>> = (0..self.rules.len())
             .map(|r| {
@@ -136,8 +141,13 @@ impl RulesWorker {
                     let report = &mut report;
                     let scores = &mut scores;
                     let expect = &expect;
+                    let arming = &self.arming;
                     self.rules
                         .update_clock(input.group, &slots, record.capture_ns, |fire| {
+                            if !arming.is_armed(fire.rule) {
+                                report.disarmed[fire.rule] += 1;
+                                return;
+                            }
                             let decision_ns = monotonic_ns();
                             let c = fire.command;
                             let _ = report

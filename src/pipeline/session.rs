@@ -10,10 +10,13 @@ use anyhow::{Context, Result};
 
 use super::capture::{CaptureEnd, CaptureLoop};
 use super::closed_loop::{ClosedLoop, ClosedLoopPlan, LoopReport};
+use super::controls::{CONTROL_LOG_ROWS, LiveControls, LiveControlsSetup, StreamControls};
 use super::summary::{LoopSummary, loop_summary};
 use crate::clock::{SessionClock, monotonic_ns};
 use crate::config::LoadedConfig;
+use crate::record::control_log::ControlLog;
 use crate::record::{RecordError, Recorder, RecorderSetup, RecordingReport, StreamSetup, finalize};
+use crate::source::live::StreamInbox;
 use crate::stats::{DropCause, StatsSnapshot, StreamStats};
 
 /// Gap records a stream may queue before the recorder picks them up.
@@ -49,6 +52,8 @@ pub struct RunningSession {
     captures: Vec<JoinHandle<CaptureEnd>>,
     closed_loop: ClosedLoop,
     recorder: Recorder,
+    // --- live controls (the controls branch) ---
+    controls: LiveControls,
 }
 
 /// Per-stream outcome of a session.
@@ -130,6 +135,7 @@ impl RunningSession {
         let mut streams = Vec::new();
         let mut loops = Vec::new();
         let mut stats = Vec::new();
+        let mut stream_controls = Vec::new();
         for source_config in &config.source {
             if interrupted() {
                 return Err(SetupInterrupted.into());
@@ -150,6 +156,13 @@ impl RunningSession {
             let (gaps_tx, gaps_rx) = rtrb::RingBuffer::new(GAP_RING);
             let stream_stats = Arc::new(StreamStats::default());
             stats.push(Arc::clone(&stream_stats));
+            let inbox = Arc::new(StreamInbox::default());
+            stream_controls.push(StreamControls {
+                name: info.name.clone(),
+                controls: source.live_controls(),
+                inbox: Arc::clone(&inbox),
+                frame_period_ns: (1e9 / info.nominal_fps.max(0.01)) as u64,
+            });
             streams.push(StreamSetup {
                 info,
                 compression: *source_config
@@ -171,6 +184,7 @@ impl RunningSession {
                     .iter()
                     .map(|(_, m)| Arc::clone(m))
                     .collect(),
+                controls: inbox,
             });
             mailboxes.extend(stream_mailboxes);
         }
@@ -185,6 +199,15 @@ impl RunningSession {
             return Err(SetupInterrupted.into());
         }
         let stream_names = streams.iter().map(|s| s.info.name.clone()).collect();
+        // Live controls: a RunningSession records from its start, so every change is kept.
+        let control_log = Arc::new(ControlLog::new(CONTROL_LOG_ROWS));
+        control_log.begin(clock.start_mono_ns);
+        let controls = LiveControls::new(LiveControlsSetup {
+            streams: stream_controls,
+            rules: closed_loop.arming.clone(),
+            outputs: closed_loop.pulse_targets(),
+            log: Arc::clone(&control_log),
+        });
         let recorder = Recorder::start(RecorderSetup {
             path: path.clone(),
             session_name: name.clone(),
@@ -196,6 +219,7 @@ impl RunningSession {
             compress_threads: config.recording.compress_threads,
             outputs: loop_recording.outputs,
             triggers: loop_recording.triggers,
+            controls: Some(control_log),
         });
         let recorder = match recorder {
             Ok(r) => r,
@@ -226,7 +250,13 @@ impl RunningSession {
             captures,
             closed_loop,
             recorder,
+            controls,
         })
+    }
+
+    /// The live controls (Miniscope controls, rule arming, manual pulses, notes).
+    pub fn controls(&self) -> LiveControls {
+        self.controls.clone()
     }
 
     /// Live counters of the models and signal groups: name, frames processed, frames skipped.
@@ -266,6 +296,8 @@ impl RunningSession {
 
     /// Stops the sources, drains the rings, closes and finalizes the file.
     pub fn stop(self, reason: &str) -> Result<SessionSummary> {
+        // No live change starts from here on.
+        self.controls.close();
         // Stimulator outputs off first: nothing fires while the rest drains.
         self.closed_loop.halt_outputs();
         self.stop.store(true, Ordering::Relaxed);
@@ -284,6 +316,7 @@ impl RunningSession {
             .collect();
         let loop_report: LoopReport = self.closed_loop.stop();
         let (report, mut recording_error) = recording_outcome(self.recorder.join(), &self.stats);
+        self.controls.log().end();
         if let Some(e) = &recording_error {
             tracing::error!(error = %e, "recording failed");
         }

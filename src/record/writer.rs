@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use hdf5::File;
 
 use super::compress::{CompressJob, CompressedChunk, CompressorPool};
+use super::control_log::ControlLog;
+use super::control_table::ControlTable;
 use super::gaps::{self, GapTable};
 use super::h5;
 use super::layout;
@@ -105,6 +107,7 @@ struct Session {
     outputs: Vec<(OutputSetup, OutputWriter)>,
     triggers: Option<(Vec<rtrb::Consumer<TriggerRecord>>, TriggerTable)>,
     link_events: Option<(Vec<rtrb::Consumer<LinkEvent>>, LinkEventTable)>,
+    controls: Option<(Arc<ControlLog>, ControlTable)>,
 }
 
 fn run(
@@ -268,6 +271,13 @@ fn create(setup: RecorderSetup, created: &mut bool) -> Result<Session, RecordErr
         }
         None => (None, None),
     };
+    let controls = match setup.controls {
+        Some(log) => Some((
+            log,
+            ControlTable::create(&file).map_err(err("creating the control-changes table"))?,
+        )),
+        None => None,
+    };
     file.flush().map_err(err("flushing the new file"))?;
     file.start_swmr().map_err(err("starting SWMR"))?;
     let uses_workers = writers.iter().any(|w| w.worker_level.is_some());
@@ -296,6 +306,7 @@ fn create(setup: RecorderSetup, created: &mut bool) -> Result<Session, RecordErr
         outputs,
         triggers,
         link_events,
+        controls,
     })
 }
 
@@ -332,6 +343,9 @@ impl Session {
         if let Some((_, table)) = &mut self.link_events {
             table.close_outages(crate::clock::monotonic_ns(), &self.clock);
         }
+        // The control plane is not a producer the recorder waits for: what it has queued by
+        // now is the session's last.
+        self.take_control_changes();
         self.flush()
     }
 
@@ -453,6 +467,21 @@ impl Session {
                 }
             }
         }
+        progressed | self.take_control_changes()
+    }
+
+    /// Rows of the control-changes table; one from before this session started (a change
+    /// that raced the previous session's end) is not this session's and is left out.
+    fn take_control_changes(&mut self) -> bool {
+        let mut progressed = false;
+        if let Some((log, table)) = &mut self.controls {
+            while let Some(change) = log.pop() {
+                if change.time_ns >= self.clock.start_mono_ns {
+                    table.push(&change, &self.clock);
+                }
+                progressed = true;
+            }
+        }
         progressed
     }
 
@@ -508,6 +537,9 @@ impl Session {
         }
         if let Some((_, table)) = &mut self.link_events {
             check(table.write_pending(), "writing stimulator events")?;
+        }
+        if let Some((_, table)) = &mut self.controls {
+            check(table.write_pending(), "writing control changes")?;
         }
         check(self.gaps.write_pending(), "writing the gap table")?;
         check(self.file.flush(), "flushing")?;

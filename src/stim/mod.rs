@@ -18,6 +18,7 @@ pub mod limits;
 pub mod link;
 #[cfg(test)]
 mod link_tests;
+pub mod manual;
 pub mod ports;
 pub mod test_rig;
 pub mod wake;
