@@ -133,7 +133,7 @@ mod tests {
             origin: "test".into(),
             target: "session".into(),
             name: "note".into(),
-            value: f64::NAN,
+            value: n as f64,
             text: format!("note {n}"),
             result: "recorded".into(),
         }
