@@ -93,6 +93,8 @@ pub struct RuleSummary {
     pub false_positives: u64,
     /// Bouts of the expected behavior.
     pub bouts: u64,
+    /// Triggers decided while the rule was disarmed (live controls), not sent.
+    pub disarmed: u64,
 }
 
 /// One stimulator output.
@@ -345,8 +347,10 @@ pub fn loop_summary(
         summary.rules = rules
             .rules
             .iter()
-            .map(|(name, c, score)| RuleSummary {
+            .enumerate()
+            .map(|(i, (name, c, score))| RuleSummary {
                 name: name.clone(),
+                disarmed: rules.disarmed.get(i).copied().unwrap_or(0),
                 evaluations: c.evaluations,
                 triggers: c.fires,
                 suppressed_refractory: c.suppressed_refractory,
@@ -390,6 +394,12 @@ impl LoopSummary {
                 ratio(r.recall),
                 r.bouts
             ));
+            if r.disarmed > 0 {
+                out.push_str(&format!(
+                    "rule {}: {} of those triggers were decided while it was disarmed and not sent.\n",
+                    r.name, r.disarmed
+                ));
+            }
         }
         for o in &self.outputs {
             out.push_str(&format!("{o}.\n"));

@@ -82,7 +82,8 @@ impl ControlLog {
 
     /// A session records from `start_ns` (its clock's CLOCK_MONOTONIC start) on.
     pub fn begin(&self, start_ns: u64) {
-        self.session_start_ns.store(start_ns.max(1), Ordering::Release);
+        self.session_start_ns
+            .store(start_ns.max(1), Ordering::Release);
     }
 
     /// Nothing records any more: later changes are not kept.

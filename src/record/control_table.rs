@@ -43,8 +43,7 @@ impl StrColumn {
         }
         let end = self.written + self.pending.len();
         self.dataset.resize(end)?;
-        self.dataset
-            .write_slice(&self.pending, self.written..end)?;
+        self.dataset.write_slice(&self.pending, self.written..end)?;
         self.written = end;
         self.pending.clear();
         Ok(())
@@ -67,7 +66,12 @@ impl ControlTable {
     /// Creates the empty table (pruned from the finished file if it stays empty).
     pub fn create(file: &File) -> H5Result<Self> {
         let acquisition = file.group("/acquisition")?;
-        let t = h5::typed_group(&acquisition, "ControlChanges", "DynamicTable", "hdmf-common")?;
+        let t = h5::typed_group(
+            &acquisition,
+            "ControlChanges",
+            "DynamicTable",
+            "hdmf-common",
+        )?;
         h5::attr_str(
             &t,
             "description",
@@ -79,7 +83,9 @@ impl ControlTable {
         h5::attr_str_array(
             &t,
             "colnames",
-            &["time", "origin", "target", "name", "value", "text", "result"],
+            &[
+                "time", "origin", "target", "name", "value", "text", "result",
+            ],
         )?;
         let id = h5::extensible::<i64>(&t, "id", &[], 64, None)?;
         h5::set_type(&id, "ElementIdentifiers", "hdmf-common")?;

@@ -93,7 +93,9 @@ pub enum ControlError {
         known: String,
     },
     /// The output has no serial link (no `[[output]]` of that name: its triggers are only logged).
-    #[error("output {output:?} has no stimulator link (no [[output]] of that name), so it cannot pulse")]
+    #[error(
+        "output {output:?} has no stimulator link (no [[output]] of that name), so it cannot pulse"
+    )]
     NoLink {
         /// The output.
         output: String,

@@ -196,11 +196,7 @@ impl LiveControls {
     }
 
     /// Commits a row (when recording) and builds the answer.
-    fn finish(
-        &self,
-        reservation: Option<Reservation<'_>>,
-        row: ControlChange,
-    ) -> ControlApplied {
+    fn finish(&self, reservation: Option<Reservation<'_>>, row: ControlChange) -> ControlApplied {
         let recorded = reservation.is_some();
         let applied = ControlApplied {
             target: row.target.clone(),
@@ -319,7 +315,10 @@ impl LiveControls {
                     "the capture thread took it and may have applied it"
                 };
                 if !never {
-                    self.finish(reservation, row(monotonic_ns(), format!("unanswered: {what}")));
+                    self.finish(
+                        reservation,
+                        row(monotonic_ns(), format!("unanswered: {what}")),
+                    );
                 }
                 Err(ControlError::Timeout {
                     target: stream.into(),
@@ -334,7 +333,12 @@ impl LiveControls {
 
     /// Arms (`armed = true`) or disarms a rule: a disarmed rule is still evaluated, but what
     /// it decides is not sent. Takes effect at the rules thread's next decision.
-    pub fn arm(&self, rule: &str, armed: bool, origin: &str) -> Result<ControlApplied, ControlError> {
+    pub fn arm(
+        &self,
+        rule: &str,
+        armed: bool,
+        origin: &str,
+    ) -> Result<ControlApplied, ControlError> {
         self.open()?;
         check_origin(origin)?;
         let unknown = |known: String| ControlError::UnknownRule {

@@ -134,7 +134,11 @@ impl LiveControls {
                 if !never {
                     self.finish(
                         reservation,
-                        row(monotonic_ns(), "channel 0".into(), format!("unanswered: {what}")),
+                        row(
+                            monotonic_ns(),
+                            "channel 0".into(),
+                            format!("unanswered: {what}"),
+                        ),
                     );
                 }
                 return Err(ControlError::Timeout {
@@ -146,7 +150,11 @@ impl LiveControls {
             }
         };
         let r = outcome.record;
-        let at = if r.sent_ns > 0 { r.sent_ns } else { r.decision_ns };
+        let at = if r.sent_ns > 0 {
+            r.sent_ns
+        } else {
+            r.decision_ns
+        };
         let text = format!("channel {}, trigger status {}", r.channel, r.status);
         let status = TriggerStatus::name(r.status);
         match r.status {

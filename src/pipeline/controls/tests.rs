@@ -87,17 +87,16 @@ impl Running {
             if seen.windows(expected.len()).any(|w| w == expected) {
                 return writes;
             }
-            assert!(Instant::now() < deadline, "DAQ never executed {expected:?}; saw {seen:?}");
+            assert!(
+                Instant::now() < deadline,
+                "DAQ never executed {expected:?}; saw {seen:?}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
 
     fn frames_executed(&self) -> u32 {
-        self.writes
-            .lock()
-            .unwrap()
-            .last()
-            .map_or(0, |w| w.frame)
+        self.writes.lock().unwrap().last().map_or(0, |w| w.frame)
     }
 }
 
@@ -121,20 +120,15 @@ fn led_ewl_gain_and_frame_rate_reach_the_emulated_daq() {
     rig.wait_for_packets(&expected("ewl", ControlValue::Slider(-40.0)));
     let gain = rig.controls.set("Miniscope", "gain", 3.5, "test").unwrap();
     rig.wait_for_packets(&expected("gain", ControlValue::Choice("High".into())));
-    rig.controls.set("Miniscope", "frameRate", 10.0, "test").unwrap();
+    rig.controls
+        .set("Miniscope", "frameRate", 10.0, "test")
+        .unwrap();
     rig.wait_for_packets(&expected("frameRate", ControlValue::Choice("10FPS".into())));
     // Every change is a row, in order, with what was asked.
     let rows: Vec<_> = std::iter::from_fn(|| rig.log.pop()).collect();
     let summary: Vec<(&str, f64, &str, &str)> = rows
         .iter()
-        .map(|r| {
-            (
-                r.name.as_str(),
-                r.value,
-                r.text.as_str(),
-                r.result.as_str(),
-            )
-        })
+        .map(|r| (r.name.as_str(), r.value, r.text.as_str(), r.result.as_str()))
         .collect();
     assert_eq!(
         summary,
@@ -146,33 +140,51 @@ fn led_ewl_gain_and_frame_rate_reach_the_emulated_daq() {
         ]
     );
     assert_eq!(rows[2].time_ns, gain.applied_ns);
-    assert!(rows.iter().all(|r| r.origin == "test" && r.target == "Miniscope"));
+    assert!(
+        rows.iter()
+            .all(|r| r.origin == "test" && r.target == "Miniscope")
+    );
 }
 
 #[test]
 fn refused_values_name_the_field_and_never_reach_the_device() {
     let rig = running(64);
-    let err = rig.controls.set("Miniscope", "led0", 140.0, "test").unwrap_err();
+    let err = rig
+        .controls
+        .set("Miniscope", "led0", 140.0, "test")
+        .unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains("led0") && text.contains("140") && text.contains("0..=100"),
         "{text}"
     );
-    let err = rig.controls.set("Miniscope", "gain", 2.5, "test").unwrap_err();
+    let err = rig
+        .controls
+        .set("Miniscope", "gain", 2.5, "test")
+        .unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains("gain") && text.contains("2.5") && text.contains("3.5 (High)"),
         "{text}"
     );
-    let err = rig.controls.set("Miniscope", "focus", 1.0, "test").unwrap_err();
+    let err = rig
+        .controls
+        .set("Miniscope", "focus", 1.0, "test")
+        .unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains("\"focus\"") && text.contains("led0, ewl"),
         "names the control and the known ones: {text}"
     );
-    let err = rig.controls.set("Behavior", "led0", 1.0, "test").unwrap_err();
+    let err = rig
+        .controls
+        .set("Behavior", "led0", 1.0, "test")
+        .unwrap_err();
     assert!(err.to_string().contains("\"Behavior\"") && err.to_string().contains("Miniscope"));
-    let err = rig.controls.set("Miniscope", "led0", f64::NAN, "test").unwrap_err();
+    let err = rig
+        .controls
+        .set("Miniscope", "led0", f64::NAN, "test")
+        .unwrap_err();
     assert!(matches!(err, ControlError::NotAllowed { .. }), "{err}");
     // A good change afterwards: only its packets reach the firmware.
     rig.controls.set("Miniscope", "led0", 5.0, "test").unwrap();
@@ -190,7 +202,10 @@ fn refused_values_name_the_field_and_never_reach_the_device() {
 fn a_full_log_refuses_the_change_before_it_is_made() {
     let rig = running(1);
     rig.controls.set("Miniscope", "led0", 30.0, "test").unwrap();
-    let err = rig.controls.set("Miniscope", "led0", 60.0, "test").unwrap_err();
+    let err = rig
+        .controls
+        .set("Miniscope", "led0", 60.0, "test")
+        .unwrap_err();
     assert!(matches!(err, ControlError::LogFull(_)), "{err}");
     assert!(err.to_string().contains("full"), "{err}");
     // The recorder takes the row: there is room again.
@@ -229,12 +244,18 @@ fn an_unanswered_change_times_out_and_is_never_applied_later() {
         "{err}"
     );
     inbox.serve(&mut source);
-    assert!(source.control.is_idle(), "the abandoned change was not queued on the writer");
+    assert!(
+        source.control.is_idle(),
+        "the abandoned change was not queued on the writer"
+    );
     assert!(log.pop().is_none());
     // Once the capture thread has ended, a change fails at once.
     inbox.close();
     let err = controls.set("Miniscope", "led0", 50.0, "test").unwrap_err();
-    assert!(err.to_string().contains("capture thread has ended"), "{err}");
+    assert!(
+        err.to_string().contains("capture thread has ended"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -260,7 +281,10 @@ fn notes_need_a_recording_and_text() {
         outputs: Vec::new(),
         log: Arc::clone(&log),
     });
-    assert_eq!(controls.note("hello", "ctl"), Err(ControlError::NotRecording));
+    assert_eq!(
+        controls.note("hello", "ctl"),
+        Err(ControlError::NotRecording)
+    );
     // Arming while not recording works and says it is not in a file.
     let off = controls.arm("b", false, "ctl").unwrap();
     assert!(!off.recorded && off.session_s.is_none());
@@ -274,12 +298,18 @@ fn notes_need_a_recording_and_text() {
     ));
     assert!(matches!(
         controls.note("x", ""),
-        Err(ControlError::Invalid { field: "origin", .. })
+        Err(ControlError::Invalid {
+            field: "origin",
+            ..
+        })
     ));
     let n = controls.note("mouse groomed", "ctl").unwrap();
     assert!(n.recorded);
     let row = log.pop().unwrap();
-    assert_eq!((row.name.as_str(), row.text.as_str()), ("note", "mouse groomed"));
+    assert_eq!(
+        (row.name.as_str(), row.text.as_str()),
+        ("note", "mouse groomed")
+    );
     assert_eq!(row.time_ns, n.applied_ns);
     controls.close();
     assert_eq!(controls.note("late", "ctl"), Err(ControlError::Closed));

@@ -44,13 +44,12 @@ impl ScopeControl {
     /// detection expects.
     pub fn apply_live(&mut self, index: usize, value: f64) -> Result<(), ScopeError> {
         let device = self.device();
-        let def = device
-            .control_settings
-            .get(index)
-            .ok_or_else(|| super::ControlError::UnknownControl {
+        let def = device.control_settings.get(index).ok_or_else(|| {
+            super::ControlError::UnknownControl {
                 device: device.device_type.clone(),
                 control: format!("#{index}"),
-            })?;
+            }
+        })?;
         let name = def.name().to_string();
         let (setting, fps) = match def {
             ControlDef::Slider(_) => (ControlValue::Slider(value), None),
