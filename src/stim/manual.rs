@@ -45,9 +45,9 @@ impl Default for ManualPulses {
 }
 
 impl ManualPulses {
-    /// Queues a pulse; gives it back when the queue is full.
-    pub fn push(&self, pulse: ManualPulse) -> Result<(), ManualPulse> {
-        self.queue.push(pulse)
+    /// Queues a pulse; false when the queue is full (the pulse is then dropped, unsent).
+    pub fn push(&self, pulse: ManualPulse) -> bool {
+        self.queue.push(pulse).is_ok()
     }
 }
 

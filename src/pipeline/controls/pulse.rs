@@ -100,13 +100,10 @@ impl LiveControls {
             ..TriggerRecord::default()
         };
         let reply = Arc::new(Reply::<PulseOutcome>::for_current_thread());
-        if queue
-            .push(ManualPulse {
-                record,
-                reply: Arc::clone(&reply),
-            })
-            .is_err()
-        {
+        if !queue.push(ManualPulse {
+            record,
+            reply: Arc::clone(&reply),
+        }) {
             return Err(ControlError::InboxFull {
                 target: output.into(),
                 slots: MANUAL_PULSES,
