@@ -316,3 +316,86 @@ fn notes_need_a_recording_and_text() {
     let err = controls.pulse("laser", 5.0, "ctl").unwrap_err();
     assert_eq!(err, ControlError::Closed);
 }
+
+/// A source with one knob, whose change allocates nothing (as the synthetic Miniscope's LED).
+struct Knob {
+    info: crate::source::StreamInfo,
+    value: f64,
+}
+
+impl Source for Knob {
+    fn info(&self) -> &crate::source::StreamInfo {
+        &self.info
+    }
+    fn watch_stop(&mut self, _: crate::source::CaptureStop) {}
+    fn next_frame(
+        &mut self,
+        _: &mut [u8],
+    ) -> Result<crate::frame::CaptureStamp, crate::source::SourceError> {
+        Err(crate::source::SourceError::Stopped)
+    }
+    fn reconnect(&mut self) -> Result<(), crate::source::SourceError> {
+        Ok(())
+    }
+    fn apply_control(&mut self, _: usize, value: f64) -> Result<(), String> {
+        self.value = value;
+        Ok(())
+    }
+}
+
+/// What the data-plane threads do for the live controls allocates nothing: the capture
+/// thread's check of an empty inbox and its applying of a change, the link thread's taking and
+/// answering of a manual pulse.
+#[test]
+fn the_data_plane_side_allocates_nothing() {
+    use crate::record::loop_records::TriggerRecord;
+    use crate::stim::manual::{ManualInbox, ManualPulse, ManualPulses};
+    let mut knob = Knob {
+        info: EmulatedScope::v4().info,
+        value: 0.0,
+    };
+    let inbox = StreamInbox::default();
+    let replies: Vec<_> = (0..4)
+        .map(|_| Arc::new(crate::reply::Reply::for_current_thread()))
+        .collect();
+    let pulses = Arc::new(ManualPulses::default());
+    let mut link_end = ManualInbox::new(Arc::clone(&pulses));
+    let pulse_reply = Arc::new(crate::reply::Reply::for_current_thread());
+    let before = crate::test_alloc::allocations();
+    for _ in 0..1000 {
+        inbox.serve(&mut knob);
+    }
+    for (i, reply) in replies.iter().enumerate() {
+        let pushed = inbox.push(crate::source::live::ControlRequest {
+            control: 0,
+            value: i as f64,
+            reply: Arc::clone(reply),
+        });
+        assert!(pushed.is_ok());
+        inbox.serve(&mut knob);
+    }
+    assert!(pulses.push(ManualPulse {
+        record: TriggerRecord {
+            manual: 9,
+            ..TriggerRecord::default()
+        },
+        reply: Arc::clone(&pulse_reply),
+    }));
+    let taken = link_end.take().expect("the pulse");
+    link_end.finish(&taken, None);
+    assert_eq!(crate::test_alloc::allocations() - before, 0);
+    assert_eq!(knob.value, 3.0);
+    assert!(
+        replies
+            .iter()
+            .all(|r| matches!(r.wait(Instant::now(), Duration::ZERO), Ok(Ok(_))))
+    );
+    assert_eq!(
+        pulse_reply
+            .wait(Instant::now(), Duration::ZERO)
+            .unwrap()
+            .record
+            .manual,
+        9
+    );
+}
