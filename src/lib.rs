@@ -15,6 +15,7 @@ pub mod heartbeat;
 pub mod infer;
 pub mod pipeline;
 pub mod record;
+pub mod reply;
 pub mod rules;
 pub mod source;
 pub mod stats;
