@@ -19,6 +19,7 @@ pub mod rules;
 pub mod source;
 pub mod stats;
 pub mod stim;
+pub mod telemetry;
 #[cfg(test)]
 mod test_alloc;
 pub mod usbip;

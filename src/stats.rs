@@ -52,6 +52,7 @@ pub struct StreamStats {
     reconnects: AtomicU64,
     gaps_unrecorded: AtomicU64,
     dropped: [AtomicU64; 4],
+    live: crate::telemetry::StreamLive,
 }
 
 /// A consistent-enough copy of a stream's counters.
@@ -110,6 +111,10 @@ impl StreamStats {
     /// Counts a gap record that could not be queued.
     pub fn add_gap_unrecorded(&self) {
         self.gaps_unrecorded.fetch_add(1, Ordering::Relaxed);
+    }
+    /// The frame rate and recorder-ring fill the capture thread keeps up to date.
+    pub fn live(&self) -> &crate::telemetry::StreamLive {
+        &self.live
     }
     /// Copies the counters.
     pub fn snapshot(&self) -> StatsSnapshot {

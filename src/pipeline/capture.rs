@@ -177,6 +177,12 @@ impl CaptureLoop {
                     );
                 }
             }
+            let capacity = self.recorder.buffer().capacity();
+            self.stats.live().frame(
+                crate::clock::monotonic_ns(),
+                capacity - self.recorder.slots(),
+                capacity,
+            );
         };
         for gap in [pool_run.take(), behind_run.take()].into_iter().flatten() {
             self.push_gap(gap);

@@ -30,6 +30,10 @@ pub use super::plan::{ClosedLoopPlan, Feed, PlanError, Producer};
 pub struct ProducerStats {
     /// Producer name.
     pub name: String,
+    /// The stream its frames come from.
+    pub stream: String,
+    /// "model" or "signal".
+    pub kind: &'static str,
     /// Counters.
     pub stats: Arc<WorkerStats>,
     /// Records the recorder could not take.
@@ -46,6 +50,7 @@ pub struct ClosedLoop {
     /// Per producer, in plan order.
     pub stats: Vec<ProducerStats>,
     mailboxes: Vec<Option<Arc<Mailbox>>>,
+    rules_telemetry: Option<Arc<crate::telemetry::RulesTelemetry>>,
 }
 
 /// What the closed loop hands the recorder.
@@ -142,6 +147,11 @@ impl ClosedLoop {
             }
             stats.push(ProducerStats {
                 name: p.name.clone(),
+                stream: p.stream.clone(),
+                kind: match p.engine {
+                    Engine::Model(..) => "model",
+                    Engine::Signals(_) => "signal",
+                },
                 stats: Arc::clone(&worker_stats),
                 lost_to_recorder: Arc::clone(&lost),
             });
@@ -211,6 +221,7 @@ impl ClosedLoop {
             workers.push((name, handle));
         }
         let (mut rules_handle, mut output_threads, mut triggers) = (None, None, None);
+        let mut rules_telemetry = None;
         if let Some(rules) = plan.rules {
             let rule_rows = (0..rules.len())
                 .map(|r| RuleRow {
@@ -231,7 +242,14 @@ impl ClosedLoop {
                 events,
                 devices: started.devices,
             });
+            let telemetry = Arc::new(crate::telemetry::RulesTelemetry::new(
+                (0..rules.len())
+                    .map(|r| rules.name(r).to_string())
+                    .collect(),
+            ));
+            rules_telemetry = Some(Arc::clone(&telemetry));
             let worker = RulesWorker {
+                telemetry,
                 slot_count: plan.variables.slot_count(),
                 rules,
                 inputs: rule_inputs,
@@ -255,9 +273,23 @@ impl ClosedLoop {
                 outputs: output_threads,
                 stats,
                 mailboxes: by_index,
+                rules_telemetry,
             },
             LoopRecording { outputs, triggers },
         ))
+    }
+
+    /// Adds the producers', the rules' and the outputs' live counters to `telemetry`.
+    pub fn register_telemetry(&self, telemetry: &mut crate::telemetry::Telemetry) {
+        for p in &self.stats {
+            telemetry.add_producer(&p.name, &p.stream, p.kind, &p.stats);
+        }
+        if let Some(r) = &self.rules_telemetry {
+            telemetry.set_rules(r);
+        }
+        if let Some(o) = &self.outputs {
+            o.register_telemetry(telemetry);
+        }
     }
 
     /// Triggers handed to an output so far.

@@ -84,6 +84,8 @@ pub struct RulesWorker {
     pub waker: Arc<Waker>,
     /// Set to stop (after the producers have stopped: the rings are drained first).
     pub stop: Arc<AtomicBool>,
+    /// Live firings per rule and capture → decision.
+    pub telemetry: Arc<crate::telemetry::RulesTelemetry>,
 }
 
 impl RulesWorker {
@@ -136,6 +138,7 @@ impl RulesWorker {
                     let report = &mut report;
                     let scores = &mut scores;
                     let expect = &expect;
+                    let telemetry = &self.telemetry;
                     self.rules
                         .update_clock(input.group, &slots, record.capture_ns, |fire| {
                             let decision_ns = monotonic_ns();
@@ -143,6 +146,8 @@ impl RulesWorker {
                             let _ = report
                                 .capture_to_decision
                                 .record(decision_ns.saturating_sub(record.capture_ns));
+                            telemetry
+                                .fired(fire.rule, decision_ns.saturating_sub(record.capture_ns));
                             let _ = report.overhead.record(
                                 (decision_ns.saturating_sub(record.end_ns)
                                     + (record.run_ns - record.start_ns))
@@ -182,10 +187,14 @@ impl RulesWorker {
                                 Some(out) => {
                                     if out.ring.push(trigger).is_err() {
                                         report.triggers_lost += 1;
+                                        telemetry.triggers_lost.fetch_add(1, Ordering::Relaxed);
                                     }
                                     out.wake.wake();
                                 }
-                                None => report.triggers_lost += 1,
+                                None => {
+                                    report.triggers_lost += 1;
+                                    telemetry.triggers_lost.fetch_add(1, Ordering::Relaxed);
+                                }
                             }
                         });
                 }

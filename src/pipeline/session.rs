@@ -49,6 +49,7 @@ pub struct RunningSession {
     captures: Vec<JoinHandle<CaptureEnd>>,
     closed_loop: ClosedLoop,
     recorder: Recorder,
+    telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 /// Per-stream outcome of a session.
@@ -184,7 +185,7 @@ impl RunningSession {
             closed_loop.stop();
             return Err(SetupInterrupted.into());
         }
-        let stream_names = streams.iter().map(|s| s.info.name.clone()).collect();
+        let stream_names: Vec<String> = streams.iter().map(|s| s.info.name.clone()).collect();
         let recorder = Recorder::start(RecorderSetup {
             path: path.clone(),
             session_name: name.clone(),
@@ -216,6 +217,12 @@ impl RunningSession {
             );
         }
         tracing::info!(path = %path.display(), "recording started");
+        let mut telemetry = crate::telemetry::Telemetry::new(clock.start_mono_ns);
+        for (name, s) in stream_names.iter().zip(&stats) {
+            telemetry.add_stream(name, s);
+        }
+        closed_loop.register_telemetry(&mut telemetry);
+        telemetry.set_recorder(recorder.telemetry());
         Ok(Self {
             path,
             name,
@@ -226,7 +233,13 @@ impl RunningSession {
             captures,
             closed_loop,
             recorder,
+            telemetry: Arc::new(telemetry),
         })
+    }
+
+    /// The live counters and latency histograms of every data-plane thread.
+    pub fn telemetry(&self) -> &Arc<crate::telemetry::Telemetry> {
+        &self.telemetry
     }
 
     /// Live counters of the models and signal groups: name, frames processed, frames skipped.

@@ -68,6 +68,10 @@ pub struct WorkerStats {
     pub resets: AtomicU64,
     /// Runs that failed.
     pub errors: AtomicU64,
+    /// Session run + decode (a model) or the ROI update (a signal group), live.
+    pub inference: crate::telemetry::AtomicHistogram,
+    /// Frame capture → decoded output, live.
+    pub capture_to_output: crate::telemetry::AtomicHistogram,
 }
 
 /// What feeds a worker.
@@ -223,6 +227,11 @@ impl ModelWorker {
             let _ = timings
                 .capture_to_output
                 .record(record.end_ns.saturating_sub(record.capture_ns));
+            let stats = &self.out.stats;
+            stats.inference.record(record.end_ns - run_ns);
+            stats
+                .capture_to_output
+                .record(record.end_ns.saturating_sub(record.capture_ns));
             self.out.stats.processed.fetch_add(1, Ordering::Relaxed);
             self.out.send(&record);
         }
@@ -283,6 +292,11 @@ impl SignalWorker {
             record.truth = truth_of(&frame);
             let _ = timings.inference.record(record.end_ns - start_ns);
             let _ = timings
+                .capture_to_output
+                .record(record.end_ns.saturating_sub(record.capture_ns));
+            let stats = &self.out.stats;
+            stats.inference.record(record.end_ns - start_ns);
+            stats
                 .capture_to_output
                 .record(record.end_ns.saturating_sub(record.capture_ns));
             self.out.stats.processed.fetch_add(1, Ordering::Relaxed);

@@ -20,6 +20,7 @@ use super::trigger_tables::{LinkEventTable, TriggerTable};
 use super::{RecordError, RecorderSetup, StreamSetup};
 use crate::clock::SessionClock;
 use crate::stats::DropCause;
+use crate::telemetry::RecorderTelemetry;
 
 /// Chunks one stream may have in the compression pool at once.
 const IN_FLIGHT_PER_STREAM: usize = 16;
@@ -49,6 +50,7 @@ const FRAMES_PER_PASS: usize = 8;
 pub struct Recorder {
     handle: JoinHandle<Result<RecordingReport, RecordError>>,
     failed: Arc<AtomicBool>,
+    telemetry: Arc<RecorderTelemetry>,
 }
 
 impl Recorder {
@@ -58,11 +60,17 @@ impl Recorder {
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
         let failed = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&failed);
+        let telemetry = Arc::new(RecorderTelemetry::default());
+        let flushes = Arc::clone(&telemetry);
         let handle = std::thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || run(setup, ready_tx, &flag))?;
+            .spawn(move || run(setup, ready_tx, &flag, flushes))?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Self { handle, failed }),
+            Ok(Ok(())) => Ok(Self {
+                handle,
+                failed,
+                telemetry,
+            }),
             Ok(Err(())) | Err(_) => Err(handle
                 .join()
                 .expect("recorder thread panicked")
@@ -73,6 +81,11 @@ impl Recorder {
     /// Whether the writer thread has ended (before every producer is gone, that means it failed).
     pub fn is_finished(&self) -> bool {
         self.handle.is_finished()
+    }
+
+    /// The recorder's live flush counters.
+    pub fn telemetry(&self) -> &Arc<RecorderTelemetry> {
+        &self.telemetry
     }
 
     /// Whether a write failed (set at once; the thread then closes the file and ends).
@@ -105,14 +118,16 @@ struct Session {
     outputs: Vec<(OutputSetup, OutputWriter)>,
     triggers: Option<(Vec<rtrb::Consumer<TriggerRecord>>, TriggerTable)>,
     link_events: Option<(Vec<rtrb::Consumer<LinkEvent>>, LinkEventTable)>,
+    telemetry: Arc<RecorderTelemetry>,
 }
 
 fn run(
     setup: RecorderSetup,
     ready: crossbeam_channel::Sender<Result<(), ()>>,
     failed: &AtomicBool,
+    telemetry: Arc<RecorderTelemetry>,
 ) -> Result<RecordingReport, RecordError> {
-    let mut session = match open(setup) {
+    let mut session = match open(setup, telemetry) {
         Ok(s) => {
             let _ = ready.send(Ok(()));
             s
@@ -201,13 +216,14 @@ fn discard_until_gone(streams: &mut [StreamSetup], lost: &[u64]) {
 
 /// Creates the file; if that fails part-way, removes what was created (it holds no frames and
 /// could not be opened), so a failed start never leaves an unreadable file.
-fn open(setup: RecorderSetup) -> Result<Session, RecordError> {
+fn open(setup: RecorderSetup, telemetry: Arc<RecorderTelemetry>) -> Result<Session, RecordError> {
     let reserve = super::reserve::hold_back_space(&setup.path)?;
     let path = setup.path.clone();
     let mut created = false;
     match create(setup, &mut created) {
         Ok(mut s) => {
             s.reserve = reserve;
+            s.telemetry = telemetry;
             Ok(s)
         }
         Err(e) => {
@@ -296,6 +312,7 @@ fn create(setup: RecorderSetup, created: &mut bool) -> Result<Session, RecordErr
         outputs,
         triggers,
         link_events,
+        telemetry: Arc::default(),
     })
 }
 
@@ -457,7 +474,11 @@ impl Session {
     }
 
     fn flush(&mut self) -> Result<(), RecordError> {
-        self.write_everything(false)
+        let start_ns = crate::clock::monotonic_ns();
+        self.write_everything(false)?;
+        self.telemetry
+            .flushed(start_ns, crate::clock::monotonic_ns());
+        Ok(())
     }
 
     /// After a failed write: stop taking frames, give back the reserved space, and write every

@@ -344,6 +344,7 @@ impl FirmataRun {
     fn sent(&mut self, r: &TriggerRecord) {
         let latency = r.sent_ns.saturating_sub(r.decision_ns).max(1);
         let _ = self.report.decision_to_write.record(latency);
+        self.link.stats.telemetry.decision_to_write.record(latency);
         self.link.stats.sent.fetch_add(1, Ordering::Relaxed);
         if let Some(live) = &self.link.live_sent {
             live.fetch_add(1, Ordering::Relaxed);

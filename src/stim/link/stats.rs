@@ -44,6 +44,8 @@ pub struct LinkStats {
     pub cut_by_stop: AtomicU64,
     /// Whether the link is connected now.
     pub up: AtomicBool,
+    /// Live timing: decision → write, ping round trips, clock residual.
+    pub telemetry: crate::telemetry::LinkTelemetry,
     /// What the link knows about its device; written only when connecting (never per command).
     pub info: std::sync::Mutex<LinkInfo>,
 }
