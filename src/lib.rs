@@ -9,6 +9,7 @@ pub mod bench;
 pub mod cleanup;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod frame;
 pub mod fsutil;
 pub mod heartbeat;
