@@ -15,6 +15,7 @@ pub mod fsutil;
 pub mod heartbeat;
 pub mod infer;
 pub mod pipeline;
+pub mod realtime;
 pub mod record;
 pub mod rules;
 pub mod source;

@@ -11,6 +11,7 @@ pub mod model;
 pub mod names;
 pub mod output;
 pub mod ranges;
+pub mod realtime;
 mod reparse;
 pub mod rule;
 pub mod signal;
@@ -63,6 +64,9 @@ pub struct RigConfig {
     /// Stimulators the rules' triggers go to. Every rule's `trigger.output` must name one.
     #[serde(default)]
     pub output: Vec<OutputConfig>,
+    /// Real-time scheduling of the data-plane threads.
+    #[serde(default)]
+    pub realtime: realtime::RealtimeConfig,
 }
 
 /// `[inference]`: where ONNX Runtime comes from.

@@ -78,6 +78,7 @@ pub enum CaptureEnd {
 impl CaptureLoop {
     /// Runs until `stop` is set or the device fails for good.
     pub fn run(mut self) -> CaptureEnd {
+        crate::realtime::enter(crate::realtime::Role::Capture);
         let info = self.source.info().clone();
         let mut scratch = vec![0u8; info.geometry.frame_bytes()];
         let mut counter = CounterUnwrapper::new(info.counter_bits);

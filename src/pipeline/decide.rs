@@ -91,6 +91,7 @@ pub struct RulesWorker {
 impl RulesWorker {
     /// Runs until stopped and the rings are empty.
     pub fn run(mut self) -> RulesReport {
+        crate::realtime::enter(crate::realtime::Role::Rules);
         self.waker.register();
         let h = || Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("valid bounds");
         let mut report = RulesReport {

@@ -91,6 +91,7 @@ impl RunningSession {
     /// Creates the session file and starts the recorder and every capture thread.
     pub fn start(loaded: &LoadedConfig, options: &RunOptions) -> Result<Self> {
         let config = &loaded.config;
+        crate::realtime::install(&config.realtime);
         // The frame pools' memory, against the machine's, before anything is allocated.
         crate::config::memory::PoolBudget::of(config)
             .check()

@@ -148,6 +148,7 @@ fn truth_of(frame: &Frame) -> i8 {
 impl ModelWorker {
     /// Runs until the stop flag is set; returns the timing distributions.
     pub fn run(mut self) -> WorkerTimings {
+        crate::realtime::enter(crate::realtime::Role::Inference);
         let mut timings = WorkerTimings::new();
         let mut record = OutputRecord::default();
         let mut last: Option<(u64, u64)> = None; // (index, device counter)
@@ -254,6 +255,7 @@ pub struct SignalWorker {
 impl SignalWorker {
     /// Runs until the stop flag is set.
     pub fn run(mut self) -> WorkerTimings {
+        crate::realtime::enter(crate::realtime::Role::Inference);
         let mut timings = WorkerTimings::new();
         let mut record = OutputRecord::default();
         let mut last: Option<(u64, u64)> = None;

@@ -127,6 +127,7 @@ fn run(
     failed: &AtomicBool,
     telemetry: Arc<RecorderTelemetry>,
 ) -> Result<RecordingReport, RecordError> {
+    crate::realtime::enter(crate::realtime::Role::Recorder);
     let mut session = match open(setup, telemetry) {
         Ok(s) => {
             let _ = ready.send(Ok(()));

@@ -53,6 +53,7 @@ struct Train {
 
 /// Runs a Firmata link until stopped. `link.channels` holds the Arduino pin of each channel.
 pub fn run_firmata(link: Link) -> LinkReport {
+    crate::realtime::enter(crate::realtime::Role::Link);
     FirmataRun::new(link).run()
 }
 

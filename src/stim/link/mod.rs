@@ -128,6 +128,7 @@ enum Port {
 impl Link {
     /// Runs until stopped; returns the clock-fit quality and latency distributions.
     pub fn run(mut self) -> LinkReport {
+        crate::realtime::enter(crate::realtime::Role::Link);
         let h = || {
             hdrhistogram::Histogram::<u64>::new_with_bounds(1, 600_000_000_000, 3)
                 .expect("valid bounds")
