@@ -23,7 +23,7 @@ const BENCH_RIG: &str = r#"
 name = "rt_bench_pulse"
 when = "behavior.explore >= 0.0"
 release = "behavior.explore >= 0.0"
-refractory_s = 0.05
+refractory_s = 0.06
 [rule.trigger]
 output = "rt_bench"
 channel = 0
@@ -59,6 +59,8 @@ pub struct RealtimeRun {
     pub decision_to_edge: Percentiles,
     /// Frames dropped, every stream and cause.
     pub frames_dropped: u64,
+    /// Frames dropped by cause, every stream.
+    pub dropped_by_cause: std::collections::BTreeMap<&'static str, u64>,
     /// Real-time settings refused so far in the process (0: everything applied).
     pub refusals: u64,
 }
@@ -162,6 +164,17 @@ fn run_once(loaded: &LoadedConfig, seconds: f64, dir: &Path) -> Result<RealtimeR
             .iter()
             .map(|s| s.stats.dropped_total())
             .sum(),
+        dropped_by_cause: crate::stats::DropCause::ALL
+            .into_iter()
+            .map(|c| {
+                let n = summary
+                    .streams
+                    .iter()
+                    .map(|s| s.stats.dropped[c as usize])
+                    .sum();
+                (c.label(), n)
+            })
+            .collect(),
         refusals: crate::realtime::refusals(),
     })
 }

@@ -167,7 +167,7 @@ pub fn realtime(
     }
     for r in &runs {
         println!(
-            "[realtime] {:<3} round {}: {} triggers, {} frames dropped | capture → decision {} |\
+            "[realtime] {:<3} round {}: {} triggers, {} frames dropped | capture → decision {} | \
              decision → serial write {} | decision → device edge {}{}",
             if r.realtime { "on" } else { "off" },
             r.round + 1,
