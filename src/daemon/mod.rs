@@ -1,0 +1,3 @@
+//! The control plane: `behavd serve` and what it exposes.
+
+pub mod metrics;
