@@ -1,9 +1,6 @@
 //! Live controls through the API while recording — arm/disarm a rule, a manual test pulse, a
 //! note, a stream control — each a row of the session file's `acquisition/ControlChanges` with
 //! its time and origin (the client's `X-Behavd-Origin` and its uid).
-//!
-//! Needs the live engine's controls (`pipeline::controls::LiveControls`); until the daemon is
-//! switched from its engine shim to them, these requests answer 501 and the test is ignored.
 
 mod common;
 
@@ -15,7 +12,6 @@ use hyper::Method;
 use serde_json::Value;
 
 #[test]
-#[ignore = "needs pipeline::controls: the daemon still runs on its engine shim (controls answer 501)"]
 fn live_controls_while_recording_are_rows_of_the_file_with_time_and_origin() {
     let d = Daemon::start(&emulated_rig(), &[]);
     let a = d.call(Method::POST, "/v1/sessions", r#"{"subject": "ctl1"}"#);

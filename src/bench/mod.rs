@@ -4,6 +4,7 @@
 //! measure a rig PC without a Rust toolchain.
 
 pub mod inference;
+pub mod realtime;
 pub mod stim;
 
 use std::sync::Arc;
@@ -189,6 +190,7 @@ pub fn recorder_throughput(
         compress_threads,
         outputs: Vec::new(),
         triggers: None,
+        controls: None,
     })?;
     let start = Instant::now();
     for i in 0..frames {

@@ -222,7 +222,7 @@ async fn stop(State(l): App, Origin(origin): Origin, body: Bytes) -> ApiResult {
 /// Runs a live-control call off the async runtime (it may wait for the capture thread).
 async fn control_call<F>(l: &Lifecycle, call: F) -> ApiResult
 where
-    F: FnOnce(super::controls_shim::LiveControls) -> Result<Value, ApiError> + Send + 'static,
+    F: FnOnce(crate::pipeline::controls::LiveControls) -> Result<Value, ApiError> + Send + 'static,
 {
     let controls = l.controls()?;
     let value = tokio::task::spawn_blocking(move || call(controls))
@@ -231,10 +231,30 @@ where
     ok(value)
 }
 
-fn control_error(e: super::controls_shim::ControlError) -> ApiError {
-    use super::controls_shim::ControlError;
+/// The answer to a refused or failed live control: 400 naming the field for a bad value, 404
+/// for an unknown rule or output (the route names it), 409 where the state or a limit refuses
+/// it, 502/503/504 where the device or the data plane could not take it.
+fn control_error(e: crate::pipeline::controls::ControlError) -> ApiError {
+    use crate::pipeline::controls::ControlError as E;
+    let message = e.to_string();
     match e {
-        ControlError::NotAvailable(_) => ApiError::new(StatusCode::NOT_IMPLEMENTED, e.to_string()),
+        E::UnknownStream { .. } | E::NoLiveControls { .. } => ApiError::field("stream", message),
+        E::UnknownControl { .. } => ApiError::field("control", message),
+        E::NotAllowed { .. } => ApiError::field("value", message),
+        E::Invalid { field, .. } => ApiError::field(field, message),
+        E::UnknownRule { .. } | E::UnknownOutput { .. } => {
+            ApiError::new(StatusCode::NOT_FOUND, message)
+        }
+        E::NoLink { .. }
+        | E::PulseRefused { .. }
+        | E::PulseNotSent { .. }
+        | E::NotRecording
+        | E::Closed => ApiError::conflict(message),
+        E::Failed { .. } => ApiError::new(StatusCode::BAD_GATEWAY, message),
+        E::Timeout { .. } => ApiError::new(StatusCode::GATEWAY_TIMEOUT, message),
+        E::InboxFull { .. } | E::LogFull(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+        }
     }
 }
 
@@ -434,9 +454,30 @@ async fn config_load(State(l): App, body: Bytes) -> ApiResult {
     ok(json!({"loaded": true, "report": report, "config": l.config().origin}))
 }
 
-async fn metrics() -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "metrics are not in this build yet (the Prometheus renderer crate::daemon::metrics comes with the telemetry work)",
+async fn metrics(State(l): App) -> Response {
+    let view = l.view();
+    let config = l.config();
+    let extra = super::metrics::MetricsExtra {
+        rig: config.config.session.rig.clone(),
+        state: match view.state {
+            super::lifecycle::Phase::Recording | super::lifecycle::Phase::Stopping => "recording",
+            super::lifecycle::Phase::Live => "live",
+            // Opening devices (or reopening them after a session) counts as not yet live.
+            super::lifecycle::Phase::Idle | super::lifecycle::Phase::Starting => "idle",
+        }
+        .into(),
+        uptime_s: l.started.elapsed().as_secs_f64(),
+        disk_free_bytes: l.disk_free(),
+        session_elapsed_s: l.snapshot()["session"]["elapsed_s"].as_f64(),
+    };
+    // Reading the counters is a few hundred atomic loads: no need to leave the runtime.
+    let snapshot = l.telemetry().map(|t| t.snapshot()).unwrap_or_default();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        super::metrics::render(&snapshot, &extra),
     )
+        .into_response()
 }

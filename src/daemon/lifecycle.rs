@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use super::controls_shim::LiveControls;
+use crate::pipeline::controls::LiveControls;
 use crate::pipeline::engine::{
     BeginError, Engine, EngineEvent, EngineOptions, SessionRequest, SessionStarted,
 };
@@ -120,6 +120,7 @@ pub struct Lifecycle {
     config: Mutex<Arc<LoadedConfig>>,
     controls: Mutex<Option<LiveControls>>,
     heartbeats: Mutex<Vec<Arc<Heartbeat>>>,
+    telemetry: Mutex<Option<Arc<crate::telemetry::Telemetry>>>,
     disk_free: AtomicU64,
     commands: Sender<Command>,
     hooks: Arc<dyn ServiceHooks>,
@@ -163,6 +164,7 @@ impl Lifecycle {
             config: Mutex::new(Arc::new(loaded)),
             controls: Mutex::new(None),
             heartbeats: Mutex::new(Vec::new()),
+            telemetry: Mutex::new(None),
             disk_free: AtomicU64::new(u64::MAX),
             commands: tx,
             hooks,
@@ -197,6 +199,11 @@ impl Lifecycle {
     /// service watchdog checks with [`crate::heartbeat::first_overdue`].
     pub fn heartbeats(&self) -> Vec<Arc<Heartbeat>> {
         lock(&self.heartbeats).clone()
+    }
+
+    /// The open engine's live counters and histograms (None while idle): `GET /metrics`.
+    pub fn telemetry(&self) -> Option<Arc<crate::telemetry::Telemetry>> {
+        lock(&self.telemetry).clone()
     }
 
     /// Free bytes on the output directory's filesystem, as of the last tick.
@@ -463,6 +470,7 @@ impl EngineThread {
                 }
                 *lock(&self.shared.controls) = None;
                 *lock(&self.shared.heartbeats) = Vec::new();
+                *lock(&self.shared.telemetry) = None;
                 *lock(&self.shared.snapshot) = Arc::new(Value::Null);
                 self.set_phase(Phase::Idle, |_| {});
                 let _ = reply.send(Ok(()));
@@ -490,8 +498,9 @@ impl EngineThread {
                 self.shared.events.publish("fault", json!({"what": why}));
                 ApiError::internal(format!("cannot open the rig: {why}"))
             })?;
-            *lock(&self.shared.controls) = Some(LiveControls::unavailable());
+            *lock(&self.shared.controls) = Some(engine.controls());
             *lock(&self.shared.heartbeats) = engine.heartbeats();
+            *lock(&self.shared.telemetry) = Some(Arc::clone(engine.telemetry()));
             self.engine = Some(engine);
         }
         Ok(self.engine.as_mut().expect("opened"))
@@ -506,7 +515,7 @@ impl EngineThread {
         match engine.begin(request) {
             Ok(started) => {
                 tracing::info!(path = %started.path.display(), %origin, "session started");
-                *lock(&self.shared.controls) = Some(LiveControls::unavailable());
+                *lock(&self.shared.controls) = Some(engine.controls());
                 self.shared.events.publish(
                     "session_started",
                     json!({"session": started, "origin": origin}),
@@ -592,6 +601,7 @@ impl EngineThread {
         }
         *lock(&self.shared.snapshot) = Arc::new(Value::Null);
         *lock(&self.shared.heartbeats) = Vec::new();
+        *lock(&self.shared.telemetry) = None;
         // The devices reopen next ([`Self::back_to_live`]).
         self.set_phase(Phase::Starting, |_| {});
         outcome
@@ -644,6 +654,7 @@ impl EngineThread {
         }
         *lock(&self.shared.controls) = None;
         *lock(&self.shared.heartbeats) = Vec::new();
+        *lock(&self.shared.telemetry) = None;
         self.set_phase(Phase::Idle, |_| {});
     }
 }

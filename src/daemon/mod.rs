@@ -8,11 +8,11 @@
 pub mod api;
 pub mod client;
 pub mod config_ops;
-pub mod controls_shim;
 pub mod error;
 pub mod events;
 pub mod lifecycle;
 pub mod listen;
+pub mod metrics;
 pub mod requests;
 
 use std::path::PathBuf;

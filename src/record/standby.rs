@@ -112,6 +112,10 @@ pub struct StandbySetup {
     /// Per link (the order of the link event rings): its last connection while in standby,
     /// written to the session's event table when one begins (None: down, or never up).
     pub last_connected: Vec<Option<LinkEvent>>,
+    /// Changes made through the live controls, for each session's `acquisition/ControlChanges`.
+    pub controls: Option<Arc<super::control_log::ControlLog>>,
+    /// The recorder's live flush counters (kept across standby and the session).
+    pub telemetry: Arc<crate::telemetry::RecorderTelemetry>,
 }
 
 /// What `begin` hands the recorder: the session's file and metadata.
@@ -140,6 +144,7 @@ pub struct StandbyRecorder {
     commands: crossbeam_channel::Sender<Begin>,
     failed: Arc<AtomicBool>,
     failure: Arc<OnceLock<String>>,
+    telemetry: Arc<crate::telemetry::RecorderTelemetry>,
 }
 
 impl StandbyRecorder {
@@ -149,6 +154,7 @@ impl StandbyRecorder {
         let failed = Arc::new(AtomicBool::new(false));
         let failure = Arc::new(OnceLock::new());
         let (flag, text) = (Arc::clone(&failed), Arc::clone(&failure));
+        let telemetry = Arc::clone(&setup.telemetry);
         let handle = std::thread::Builder::new()
             .name("recorder".into())
             .spawn(move || run(setup, &rx, &flag, &text))?;
@@ -157,7 +163,13 @@ impl StandbyRecorder {
             commands: tx,
             failed,
             failure,
+            telemetry,
         })
+    }
+
+    /// The recorder's live flush counters.
+    pub fn telemetry(&self) -> &Arc<crate::telemetry::RecorderTelemetry> {
+        &self.telemetry
     }
 
     /// Creates the session file and starts recording; returns once the file exists (or could
@@ -197,6 +209,7 @@ fn run(
     failed: &AtomicBool,
     failure: &OnceLock<String>,
 ) -> Result<Option<RecordingReport>, RecordError> {
+    crate::realtime::enter(crate::realtime::Role::Recorder);
     loop {
         s.heartbeat.beat();
         if let Ok((begin, reply)) = commands.try_recv() {
@@ -243,6 +256,8 @@ fn start_session(
         heartbeat,
         events,
         last_connected,
+        controls,
+        telemetry,
     } = s;
     if let (Some(t), Some(devices)) = (&mut triggers, begin.devices) {
         t.devices = devices;
@@ -258,11 +273,13 @@ fn start_session(
         compress_threads,
         outputs,
         triggers,
+        controls,
     };
     match open(setup) {
         Ok(mut session) => {
             session.events = Some(events);
             session.heartbeat = Some(heartbeat);
+            session.telemetry = telemetry;
             // When each link that is up now connected (before the session: a negative time).
             for e in last_connected.iter().flatten() {
                 session.record_link_event(e);
@@ -284,6 +301,8 @@ fn start_session(
                     heartbeat,
                     events,
                     last_connected,
+                    controls: setup.controls,
+                    telemetry,
                 }),
             ))
         }

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use hdf5::File;
 
 use super::compress::{CompressJob, CompressedChunk, CompressorPool};
+use super::control_log::ControlLog;
+use super::control_table::ControlTable;
 use super::gaps::GapTable;
 use super::h5;
 use super::loop_records::{LinkEvent, OutputSetup, TriggerRecord};
@@ -21,6 +23,7 @@ use super::trigger_tables::{LinkEventTable, TriggerTable};
 use super::{RecordError, RecorderSetup, StreamSetup};
 use crate::clock::SessionClock;
 use crate::stats::DropCause;
+use crate::telemetry::RecorderTelemetry;
 
 /// Chunks one stream may have in the compression pool at once.
 pub(super) const IN_FLIGHT_PER_STREAM: usize = 16;
@@ -50,6 +53,7 @@ const FRAMES_PER_PASS: usize = 8;
 pub struct Recorder {
     handle: JoinHandle<Result<RecordingReport, RecordError>>,
     failed: Arc<AtomicBool>,
+    telemetry: Arc<RecorderTelemetry>,
 }
 
 impl Recorder {
@@ -59,11 +63,17 @@ impl Recorder {
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
         let failed = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&failed);
+        let telemetry = Arc::new(RecorderTelemetry::default());
+        let flushes = Arc::clone(&telemetry);
         let handle = std::thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || run(setup, ready_tx, &flag))?;
+            .spawn(move || run(setup, ready_tx, &flag, flushes))?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Self { handle, failed }),
+            Ok(Ok(())) => Ok(Self {
+                handle,
+                failed,
+                telemetry,
+            }),
             Ok(Err(())) | Err(_) => Err(handle
                 .join()
                 .expect("recorder thread panicked")
@@ -74,6 +84,11 @@ impl Recorder {
     /// Whether the writer thread has ended (before every producer is gone, that means it failed).
     pub fn is_finished(&self) -> bool {
         self.handle.is_finished()
+    }
+
+    /// The recorder's live flush counters.
+    pub fn telemetry(&self) -> &Arc<RecorderTelemetry> {
+        &self.telemetry
     }
 
     /// Whether a write failed (set at once; the thread then closes the file and ends).
@@ -113,15 +128,20 @@ pub(super) struct Session {
     pub(super) events: Option<EventSink>,
     /// The recorder thread's progress mark.
     pub(super) heartbeat: Option<Arc<crate::heartbeat::Heartbeat>>,
+    pub(super) controls: Option<(Arc<ControlLog>, ControlTable)>,
+    pub(super) telemetry: Arc<RecorderTelemetry>,
 }
 
 fn run(
     setup: RecorderSetup,
     ready: crossbeam_channel::Sender<Result<(), ()>>,
     failed: &AtomicBool,
+    telemetry: Arc<RecorderTelemetry>,
 ) -> Result<RecordingReport, RecordError> {
+    crate::realtime::enter(crate::realtime::Role::Recorder);
     let mut session = match open(setup) {
-        Ok(s) => {
+        Ok(mut s) => {
+            s.telemetry = telemetry;
             let _ = ready.send(Ok(()));
             s
         }
@@ -269,6 +289,9 @@ impl Session {
         if let Some((_, table)) = &mut self.link_events {
             table.close_outages(crate::clock::monotonic_ns(), &self.clock);
         }
+        // The control plane is not a producer the recorder waits for: what it has queued by
+        // now is the session's last.
+        self.take_control_changes();
         self.flush()
     }
 
@@ -421,11 +444,30 @@ impl Session {
                 }
             }
         }
+        progressed | self.take_control_changes()
+    }
+
+    /// Rows of the control-changes table; one from before this session started (a change
+    /// that raced the previous session's end) is not this session's and is left out.
+    fn take_control_changes(&mut self) -> bool {
+        let mut progressed = false;
+        if let Some((log, table)) = &mut self.controls {
+            while let Some(change) = log.pop() {
+                if change.time_ns >= self.clock.start_mono_ns {
+                    table.push(&change, &self.clock);
+                }
+                progressed = true;
+            }
+        }
         progressed
     }
 
     fn flush(&mut self) -> Result<(), RecordError> {
-        self.write_everything(false)
+        let start_ns = crate::clock::monotonic_ns();
+        self.write_everything(false)?;
+        self.telemetry
+            .flushed(start_ns, crate::clock::monotonic_ns());
+        Ok(())
     }
 
     /// After a failed write: stop taking frames, give back the reserved space, and write every
@@ -476,6 +518,9 @@ impl Session {
         }
         if let Some((_, table)) = &mut self.link_events {
             check(table.write_pending(), "writing stimulator events")?;
+        }
+        if let Some((_, table)) = &mut self.controls {
+            check(table.write_pending(), "writing control changes")?;
         }
         check(self.gaps.write_pending(), "writing the gap table")?;
         check(self.file.flush(), "flushing")?;

@@ -101,6 +101,8 @@ pub struct Link {
     /// Where the session starts: the latency distributions restart when it begins (None: the
     /// whole run is the session).
     pub gate: Option<Arc<crate::pipeline::gate::SessionGate>>,
+    /// Manual test pulses from the control plane (None: this output takes none).
+    pub manual: Option<super::manual::ManualInbox>,
 }
 
 impl Link {
@@ -148,6 +150,7 @@ enum Port {
 impl Link {
     /// Runs until stopped; returns the clock-fit quality and latency distributions.
     pub fn run(mut self) -> LinkReport {
+        crate::realtime::enter(crate::realtime::Role::Link);
         let h = || {
             hdrhistogram::Histogram::<u64>::new_with_bounds(1, 600_000_000_000, 3)
                 .expect("valid bounds")
@@ -237,25 +240,25 @@ impl Link {
             }
             // Commands.
             let mut drained = true;
-            while let Ok(mut cmd) = self.commands.pop() {
+            while let Some(mut cmd) = self.next_command() {
                 drained = false;
                 let now = monotonic_ns();
                 if halted_ns.is_some() {
                     cmd.status = TriggerStatus::Stopping as u8;
                     self.stats.stopping.fetch_add(1, Ordering::Relaxed);
-                    let _ = self.recorder.push(cmd);
+                    self.record(cmd, None);
                     continue;
                 }
                 let Port::Up(p) = &mut port else {
                     cmd.status = TriggerStatus::LinkDown as u8;
                     self.stats.link_down.fetch_add(1, Ordering::Relaxed);
-                    let _ = self.recorder.push(cmd);
+                    self.record(cmd, None);
                     continue;
                 };
                 if is_stale(&cmd, now, self.max_age_ns) {
                     cmd.status = TriggerStatus::Stale as u8;
                     self.stats.stale.fetch_add(1, Ordering::Relaxed);
-                    let _ = self.recorder.push(cmd);
+                    self.record(cmd, None);
                     continue;
                 }
                 let ch = cmd.channel as usize;
@@ -263,7 +266,7 @@ impl Link {
                     tracing::warn!(output = %self.name, channel = ch, reason, "trigger blocked by daemon-side limit");
                     cmd.status = TriggerStatus::Blocked as u8;
                     self.stats.blocked.fetch_add(1, Ordering::Relaxed);
-                    let _ = self.recorder.push(cmd);
+                    self.record(cmd, Some(reason));
                     continue;
                 }
                 // Trigger sequence numbers stay below the configuration commands'.
@@ -283,7 +286,7 @@ impl Link {
                 if p.write_all(&out[..n]).is_err() {
                     cmd.status = TriggerStatus::LinkDown as u8;
                     self.stats.link_down.fetch_add(1, Ordering::Relaxed);
-                    let _ = self.recorder.push(cmd);
+                    self.record(cmd, None);
                     port = Port::Down;
                     next_connect_ns = monotonic_ns();
                     continue;
@@ -292,6 +295,10 @@ impl Link {
                 let _ = report
                     .decision_to_write
                     .record(cmd.sent_ns.saturating_sub(cmd.decision_ns).max(1));
+                self.stats
+                    .telemetry
+                    .decision_to_write
+                    .record(cmd.sent_ns.saturating_sub(cmd.decision_ns));
                 last_tx_ns = cmd.sent_ns;
                 cmd.status = TriggerStatus::Sent as u8;
                 self.stats.sent.fetch_add(1, Ordering::Relaxed);
@@ -305,7 +312,7 @@ impl Link {
                     // Window wrapped: record the old one unacknowledged.
                     self.stats.unacked.fetch_add(1, Ordering::Relaxed);
                     unacked_warn.note(&self.name, monotonic_ns());
-                    let _ = self.recorder.push(slot.record);
+                    self.record(slot.record, None);
                 }
                 *slot = Pending {
                     record: cmd,
@@ -345,7 +352,7 @@ impl Link {
                 slot.in_use = false;
                 self.stats.unacked.fetch_add(1, Ordering::Relaxed);
                 unacked_warn.note(&self.name, now);
-                let _ = self.recorder.push(slot.record);
+                self.record(slot.record, None);
             }
             // Wait for bytes or a command.
             match wait_readable(p.as_raw_fd(), self.waker.fd(), 20) {
@@ -452,6 +459,12 @@ impl Link {
                             if let Some((device_us, rtt)) = pong_rtt {
                                 let accepted = self.stats.sync_samples.load(Ordering::Relaxed)
                                     > accepted_before;
+                                self.stats.telemetry.round_trip.record(rtt);
+                                if accepted {
+                                    self.stats
+                                        .telemetry
+                                        .set_residual_us(fit.quality().residual_us);
+                                }
                                 self.event(
                                     LinkEventKind::ClockSync,
                                     t_recv.saturating_sub(rtt / 2),
@@ -467,7 +480,7 @@ impl Link {
                                         .decision_to_edge
                                         .record(done.ack_rise_ns - done.decision_ns);
                                 }
-                                let _ = self.recorder.push(done);
+                                self.record(done, None);
                             }
                         }
                     }
@@ -489,7 +502,7 @@ impl Link {
                 self.stats.unacked.fetch_add(1, Ordering::Relaxed);
                 unacked_warn.note(&self.name, monotonic_ns());
             }
-            let _ = self.recorder.push(slot.record);
+            self.record(slot.record, None);
         }
         unacked_warn.flush(&self.name);
         self.stats.up.store(false, Ordering::Release);
@@ -497,10 +510,27 @@ impl Link {
         report
     }
 
+    /// The next command: the rules thread's first, then a manual test pulse.
+    pub(crate) fn next_command(&mut self) -> Option<TriggerRecord> {
+        if let Ok(cmd) = self.commands.pop() {
+            return Some(cmd);
+        }
+        self.manual.as_mut().and_then(|m| m.take())
+    }
+
+    /// Hands a finished command to the recorder (and a manual pulse's outcome to its caller).
+    pub(crate) fn record(&mut self, cmd: TriggerRecord, blocked_by: Option<&'static str>) {
+        let _ = self.recorder.push(cmd);
+        if let Some(m) = &mut self.manual {
+            m.finish(&cmd, blocked_by);
+        }
+    }
+
     /// The link was up and is not any more.
     fn went_down(&self) {
         self.stats.up.store(false, Ordering::Release);
         self.stats.disconnects.fetch_add(1, Ordering::Relaxed);
+        self.stats.telemetry.set_residual_us(f64::NAN);
     }
 
     /// A refusal that matches no outstanding command: counted and logged (debug; the summary
