@@ -5,6 +5,7 @@ mod bench_api;
 mod check;
 mod check_words;
 mod ctl;
+mod ctl_print;
 mod devices;
 mod inspect;
 mod predict;

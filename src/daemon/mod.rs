@@ -8,6 +8,7 @@
 pub mod api;
 pub mod client;
 pub mod config_ops;
+pub mod engine_thread;
 pub mod error;
 pub mod events;
 pub mod lifecycle;
