@@ -36,6 +36,9 @@ frameRate = "20FPS"
 compression = { codec = "none" }
 compress_threads = 0
 flush_interval_s = 2.0
+# The guest's /tmp is a small RAM disk: a lower disk guard than a rig's default.
+min_free_mb = 64
+stop_free_mb = 16
 "#;
 
 struct Guest {

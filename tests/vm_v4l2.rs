@@ -17,7 +17,9 @@ fn config(name: &str, source: &str) -> String {
     format!(
         "[session]\nname = \"{name}\"\ndescription = \"vivid in a VM: {name}\"\n\n\
          [[source]]\nkind = \"v4l2\"\nname = \"Cam\"\n{source}\n\
-         [recording]\ncompression = {{ codec = \"none\" }}\ncompress_threads = 0\nflush_interval_s = 2.0\n"
+         [recording]\ncompression = {{ codec = \"none\" }}\ncompress_threads = 0\nflush_interval_s = 2.0\n\
+         # the guest's /tmp is a small RAM disk: a lower disk guard than a rig's default\n\
+         min_free_mb = 64\nstop_free_mb = 16\n"
     )
 }
 
