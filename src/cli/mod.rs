@@ -10,7 +10,6 @@ mod progress;
 mod run;
 mod signals;
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -106,7 +105,7 @@ enum Command {
 /// Parses arguments, sets up logging and runs the subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    behavd::logging::init();
     // `run` keeps SIGPIPE ignored while it records (a closed stderr must not kill a session)
     // and makes it quiet once the file is finalized.
     if !matches!(cli.command, Command::Run { .. }) {
@@ -153,14 +152,4 @@ fn quiet_broken_pipe() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,ort=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }
