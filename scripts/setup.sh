@@ -3,7 +3,8 @@
 #   scripts/setup.sh          system packages + the ONNX Runtime library (for running behavd)
 #   scripts/setup.sh --test   the same + a Python venv (.venv) with the NWB readers the tests use,
 #                             the stimulator firmware + simavr harness (firmware-interface/), and
-#                             the QEMU + vivid guest of the V4L2 tests (tests/vm/prepare.sh)
+#                             the QEMU + vivid guest of the V4L2 tests (tests/vm/prepare.sh) and
+#                             systemd-nspawn for the service tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,8 @@ if [ "$want_test_env" = 1 ]; then
   packages+=(make g++ gcc-avr avr-libc binutils-avr arduino-core-avr libsimavr-dev libsimavr2)
   # The V4L2 test guest: QEMU (TCG), v4l2-ctl for the guest, kmod/cpio to build its initramfs.
   packages+=(qemu-system-x86 v4l-utils kmod cpio)
+  # The service tests boot the machine's own systemd as PID 1 of a container (systemd-nspawn).
+  packages+=(systemd-container)
 fi
 missing=()
 for p in "${packages[@]}"; do

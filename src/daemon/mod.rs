@@ -3,4 +3,5 @@
 //! imports this module.
 
 pub mod systemd;
+pub mod systemd_hooks;
 pub mod watchdog;
