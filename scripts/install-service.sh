@@ -93,7 +93,7 @@ ORT_DYLIB_PATH="$lib/libonnxruntime.so" "$prefix/bin/behavd" check --config /etc
 echo "install-service: the unit and the udev rules"
 as_root install -D -m 0644 packaging/systemd/behavd.service "$unit_dir/behavd.service"
 as_root install -D -m 0644 packaging/udev/70-behavd.rules /etc/udev/rules.d/70-behavd.rules
-if command -v udevadm >/dev/null && [ -d /run/udev ]; then
+if command -v udevadm >/dev/null && [ -S /run/udev/control ]; then   # udevd is running
   as_root udevadm control --reload
   as_root udevadm trigger --action=add --subsystem-match=tty --subsystem-match=video4linux
 fi

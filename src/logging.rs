@@ -10,6 +10,7 @@ use std::io::IsTerminal;
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 
+use tracing_journald::{Priority, PriorityMappings};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -27,9 +28,17 @@ pub fn init() {
     if stderr_is_journal() {
         match tracing_journald::layer() {
             Ok(journal) => {
+                // syslog's meaning of the levels: info is 6 (informational), not 5 (notice).
+                let priorities = PriorityMappings {
+                    info: Priority::Informational,
+                    debug: Priority::Debug,
+                    trace: Priority::Debug,
+                    ..PriorityMappings::new()
+                };
                 let journal = journal
                     .with_field_prefix(None)
-                    .with_syslog_identifier(SYSLOG_IDENTIFIER.into());
+                    .with_syslog_identifier(SYSLOG_IDENTIFIER.into())
+                    .with_priority_mappings(priorities);
                 tracing_subscriber::registry()
                     .with(filter())
                     .with(journal)

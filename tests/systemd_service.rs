@@ -22,6 +22,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::*;
 
@@ -172,10 +173,18 @@ fn unavailable() -> Option<String> {
 /// Boots the guest with `binds` (`--bind…` arguments) and the probe unit `probe` (a path in
 /// the guest), returning nspawn's exit status and console output.
 fn boot(binds: &[String], probe_unit: &Path) -> (bool, String) {
+    // A machine name of its own: guests of tests running in parallel must not share one.
+    static BOOTS: AtomicUsize = AtomicUsize::new(0);
+    let machine = format!(
+        "behavd-test-{}-{}",
+        std::process::id(),
+        BOOTS.fetch_add(1, Ordering::Relaxed)
+    );
     let mut cmd = Command::new("timeout");
     cmd.arg(BOOT_TIMEOUT_S.to_string())
         .args([
             "systemd-nspawn",
+            &format!("--machine={machine}"),
             "--register=no",
             "--keep-unit",
             "--directory=/",
@@ -197,6 +206,24 @@ fn boot(binds: &[String], probe_unit: &Path) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), console)
+}
+
+/// Why no container boots here, found by booting one with a trivial probe (half a second).
+fn cannot_boot(app: &Path, out: &Path) -> Option<String> {
+    if let Some(why) = unavailable() {
+        return Some(why);
+    }
+    std::fs::write(
+        app.join("preflight.service"),
+        "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo booted >/out/preflight; systemctl poweroff'\n",
+    )
+    .unwrap();
+    let (_, console) = boot(
+        &[format!("--bind={}:/out", out.display())],
+        &app.join("preflight.service"),
+    );
+    (read(out, "preflight").trim() != "booted")
+        .then(|| format!("systemd-nspawn cannot boot a container here:\n{console}"))
 }
 
 fn results(out: &Path) -> HashMap<String, String> {
@@ -246,6 +273,51 @@ with {open} as f:
     python_json(&code, file)
 }
 
+/// The udev rules as udevd reads them: `udevadm test` in a guest with the rules installed
+/// reads the file and reports no invalid line (a USB device to match is not there: the rules
+/// stop at `SUBSYSTEMS!="usb"` for the tty it is run on).
+#[test]
+fn the_udev_rules_parse() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (app, out) = (tmp.path().join("app"), tmp.path().join("out"));
+    std::fs::create_dir(&app).unwrap();
+    std::fs::create_dir(&out).unwrap();
+    if let Some(why) = cannot_boot(&app, &out) {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    if !Path::new("/usr/bin/udevadm").exists() {
+        eprintln!("SKIPPED: udevadm not found (Debian package udev; scripts/setup.sh --test)");
+        return;
+    }
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/udev/70-behavd.rules");
+    std::fs::write(
+        app.join("udev-probe.service"),
+        "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'udevadm test --action=add /sys/class/tty/tty \
+         >/out/udev.txt 2>&1; echo $? >/out/udev.rc; systemctl poweroff'\n",
+    )
+    .unwrap();
+    let binds = [
+        format!("--bind={}:/out", out.display()),
+        format!(
+            "--bind-ro={}:/etc/udev/rules.d/70-behavd.rules",
+            rules.display()
+        ),
+    ];
+    let (_, console) = boot(&binds, &app.join("udev-probe.service"));
+    let log = read(&out, "udev.txt");
+    assert_eq!(read(&out, "udev.rc").trim(), "0", "{log}\n{console}");
+    assert!(
+        log.contains("Reading rules file: /etc/udev/rules.d/70-behavd.rules"),
+        "udevadm read the rules:\n{log}"
+    );
+    let complaints: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("70-behavd.rules:"))
+        .collect();
+    assert!(complaints.is_empty(), "udevadm: {complaints:#?}");
+}
+
 #[test]
 fn the_unit_under_a_real_systemd_notifies_stops_cleanly_restarts_on_a_wedge_and_logs_fields() {
     if let Some(why) = unavailable() {
@@ -267,18 +339,8 @@ fn the_unit_under_a_real_systemd_notifies_stops_cleanly_restarts_on_a_wedge_and_
         std::fs::create_dir(d).unwrap();
     }
 
-    // Can a container boot here at all? A trivial probe first (half a second).
-    std::fs::write(
-        app.join("preflight.service"),
-        "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo booted >/out/preflight; systemctl poweroff'\n",
-    )
-    .unwrap();
-    let (_, console) = boot(
-        &[format!("--bind={}:/out", out.display())],
-        &app.join("preflight.service"),
-    );
-    if read(&out, "preflight").trim() != "booted" {
-        eprintln!("SKIPPED: systemd-nspawn cannot boot a container here:\n{console}");
+    if let Some(why) = cannot_boot(&app, &out) {
+        eprintln!("SKIPPED: {why}");
         return;
     }
 
