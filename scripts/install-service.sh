@@ -14,6 +14,7 @@
 #   /usr/local/bin/behavd                           the binary
 #   /usr/local/lib/behavd/libonnxruntime.so*        ONNX Runtime (the unit's ORT_DYLIB_PATH)
 #   /usr/local/share/behavd/{models,examples}/      the shipped models and the demo rig
+#   /usr/local/share/doc/behavd/service.md          docs/service.md (`systemctl help behavd`)
 #   /usr/local/lib/sysusers.d/behavd.conf           the behavd user, in the groups video, dialout
 #   /usr/local/lib/systemd/system/behavd.service    the unit (site changes: systemctl edit behavd)
 #   /etc/udev/rules.d/70-behavd.rules               /dev/behavd/miniscope-*, /dev/behavd/stim-*
@@ -33,7 +34,7 @@ while [ $# -gt 0 ]; do
     --onnxruntime) ort_dir=$2; shift 2 ;;
     --rig) rig=$2; shift 2 ;;
     --no-start) start=0; shift ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "install-service: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -71,6 +72,7 @@ as_root install -d -m 0755 "$lib" "$share/models" "$share/examples"
 as_root cp -P "$ort_dir"/libonnxruntime*.so* "$lib/"
 as_root install -m 0644 models/*.onnx models/*.md "$share/models/"
 as_root install -m 0644 config/demo.toml "$share/examples/demo.toml"
+as_root install -D -m 0644 docs/service.md "$prefix/share/doc/behavd/service.md"
 
 if [ ! -e /etc/behavd/rig.toml ]; then
   as_root install -d -m 0755 /etc/behavd
