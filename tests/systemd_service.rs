@@ -91,11 +91,14 @@ set -x
 r() { echo "$1=$2" >>/out/result.env; }
 # wait_for SECONDS COMMAND...: polls COMMAND until it succeeds or the deadline passes.
 wait_for() {
-  local until=$((SECONDS + $1)); shift
+  { set +x; } 2>/dev/null
+  local until=$((SECONDS + $1)) rc=0; shift
   until "$@"; do
-    [ "$SECONDS" -ge "$until" ] && return 1
+    [ "$SECONDS" -ge "$until" ] && { rc=1; break; }
     sleep 0.2
   done
+  set -x
+  return $rc
 }
 show() { systemctl show -p "$1" --value behavd.service; }
 restarted() { [ "$(show NRestarts)" -ge 1 ]; }
@@ -104,7 +107,8 @@ recorded() {
   behavd ctl status --json 2>/dev/null | /usr/bin/python3 -c '
 import json, sys
 engine = json.load(sys.stdin).get("engine") or {}
-print(max([((s.get("session") or {}).get("recorded") or 0) for s in engine.get("streams", [])] or [0]))'
+counts = [(s.get("session") or s).get("recorded") or 0 for s in engine.get("streams", [])]
+print(max(counts or [0]))'
 }
 has_recorded() { [ "$(recorded)" -ge "$1" ]; }
 
@@ -138,7 +142,7 @@ systemctl start behavd.service
 r start_wedged $?
 behavd ctl start --subject m043 --json >/out/start2.json
 r start2 $?
-wait_for 60 restarted
+wait_for 40 restarted
 r restarted $?
 wait_for 30 systemctl is-active -q behavd.service
 r nrestarts "$(show NRestarts)"
