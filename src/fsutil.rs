@@ -103,6 +103,27 @@ pub fn read_regular_file_to_string(path: &Path, what: &'static str) -> Result<St
     Ok(text)
 }
 
+/// Bytes an unprivileged process may still write on the filesystem holding `dir`
+/// (`statvfs(3)`: available blocks × fragment size).
+pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a NUL-terminated path and `st` points to writable storage of the right
+    // type; statvfs fills it on success.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so it initialised `st`.
+    let st = unsafe { st.assume_init() };
+    // fsblkcnt_t and c_ulong are u64 here but narrower on 32-bit targets.
+    #[allow(clippy::unnecessary_cast)]
+    let (blocks, size) = (st.f_bavail as u64, st.f_frsize as u64);
+    Ok(blocks.saturating_mul(size))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,6 +52,12 @@ pub struct StreamStats {
     reconnects: AtomicU64,
     gaps_unrecorded: AtomicU64,
     dropped: [AtomicU64; 4],
+    /// Frames waiting in the recorder's ring (stored by the capture thread after each push).
+    ring_fill: AtomicU64,
+    /// The counters when the session began (see [`StreamStats::mark_baseline`]).
+    baseline: [AtomicU64; 9],
+    /// Why capture ended for good, once it has (set once by the capture thread).
+    failure: std::sync::OnceLock<String>,
 }
 
 /// A consistent-enough copy of a stream's counters.
@@ -83,6 +89,32 @@ fn serialize_by_cause<S: serde::Serializer>(dropped: &[u64; 4], s: S) -> Result<
 }
 
 impl StatsSnapshot {
+    fn to_array(self) -> [u64; 9] {
+        let d = self.dropped;
+        [
+            self.captured,
+            self.recorded,
+            self.bytes_recorded,
+            self.reconnects,
+            self.gaps_unrecorded,
+            d[0],
+            d[1],
+            d[2],
+            d[3],
+        ]
+    }
+
+    fn from_array(a: [u64; 9]) -> Self {
+        Self {
+            captured: a[0],
+            recorded: a[1],
+            bytes_recorded: a[2],
+            reconnects: a[3],
+            gaps_unrecorded: a[4],
+            dropped: [a[5], a[6], a[7], a[8]],
+        }
+    }
+
     /// Frames lost for any reason.
     pub fn dropped_total(&self) -> u64 {
         self.dropped.iter().sum()
@@ -111,6 +143,39 @@ impl StreamStats {
     pub fn add_gap_unrecorded(&self) {
         self.gaps_unrecorded.fetch_add(1, Ordering::Relaxed);
     }
+    /// Records why capture ended for good (the first reason wins).
+    pub fn set_failure(&self, why: String) {
+        let _ = self.failure.set(why);
+    }
+    /// Why capture ended for good, if it has.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.get().map(String::as_str)
+    }
+    /// Stores how many frames wait in the recorder's ring.
+    pub fn set_ring_fill(&self, frames: u64) {
+        self.ring_fill.store(frames, Ordering::Relaxed);
+    }
+    /// Frames waiting in the recorder's ring at the last push.
+    pub fn ring_fill(&self) -> u64 {
+        self.ring_fill.load(Ordering::Relaxed)
+    }
+    /// Remembers the counters now as the session's zero (the capture thread calls it at the
+    /// first frame of the session, before counting that frame).
+    pub fn mark_baseline(&self) {
+        let now = self.snapshot().to_array();
+        for (b, v) in self.baseline.iter().zip(now) {
+            b.store(v, Ordering::Relaxed);
+        }
+    }
+    /// The counters since [`mark_baseline`](Self::mark_baseline) (all of them if never marked).
+    pub fn session_snapshot(&self) -> StatsSnapshot {
+        let now = self.snapshot().to_array();
+        let mut out = [0u64; 9];
+        for ((o, v), b) in out.iter_mut().zip(now).zip(&self.baseline) {
+            *o = v.saturating_sub(b.load(Ordering::Relaxed));
+        }
+        StatsSnapshot::from_array(out)
+    }
     /// Copies the counters.
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
@@ -138,5 +203,18 @@ mod tests {
             json["dropped"],
             serde_json::json!({"device": 0, "disconnected": 7, "pool_exhausted": 0, "recorder_behind": 2})
         );
+    }
+
+    #[test]
+    fn the_session_snapshot_counts_from_the_baseline() {
+        let stats = StreamStats::default();
+        stats.add_captured();
+        stats.add_dropped(DropCause::Device, 3);
+        stats.mark_baseline();
+        stats.add_captured();
+        stats.add_recorded(10);
+        let s = stats.session_snapshot();
+        assert_eq!((s.captured, s.recorded, s.dropped_total()), (1, 1, 0));
+        assert_eq!(stats.snapshot().captured, 2);
     }
 }

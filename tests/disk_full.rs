@@ -37,6 +37,9 @@ compression = { codec = "none" }
 [recording]
 flush_interval_s = 0.5
 compress_threads = THREADS
+# The disk guard off: this test is about what a full disk does to a running session.
+min_free_mb = 0
+stop_free_mb = 0
 "#;
 
 const NO_SPACE: &str = "No space left on device";

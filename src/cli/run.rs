@@ -56,11 +56,9 @@ pub fn run(
         {
             break format!("duration of {d} s reached");
         }
-        if session.recorder_failed() {
-            break "the recorder stopped with an error".to_string();
-        }
-        if session.all_captures_ended() {
-            break "every source stopped".to_string();
+        // A failed recorder, every source stopped, or the disk below `stop_free_mb`.
+        if let Some(why) = session.end_due() {
+            break why;
         }
         if interactive {
             progress.draw(&session);

@@ -3,6 +3,7 @@
 //! Every error names the file, line, column and key, and an unknown key comes with the nearest
 //! valid one (`did you mean ...?`). See `docs/config.md` for every key.
 
+pub mod daemon;
 mod error;
 mod locate;
 pub mod memory;
@@ -63,6 +64,9 @@ pub struct RigConfig {
     /// Stimulators the rules' triggers go to. Every rule's `trigger.output` must name one.
     #[serde(default)]
     pub output: Vec<OutputConfig>,
+    /// How `behavd serve` keeps the rig between sessions and watches its threads.
+    #[serde(default)]
+    pub daemon: daemon::DaemonConfig,
 }
 
 /// `[inference]`: where ONNX Runtime comes from.
@@ -187,6 +191,22 @@ pub struct RecordingConfig {
     /// Seconds of frames the recorder ring of each stream holds. Default 4.0.
     #[serde(default = "default_ring_seconds")]
     pub ring_seconds: f64,
+    /// A session does not start while the output directory's filesystem has less free space
+    /// than this, MB (10^6 bytes). Default 1024; 0 (with `stop_free_mb = 0`) turns the guard off.
+    #[serde(default = "default_min_free_mb")]
+    pub min_free_mb: u64,
+    /// A running session is stopped cleanly (file finalized, the reason in its notes) once the
+    /// free space falls below this, MB. Must be below `min_free_mb`. Default 256.
+    #[serde(default = "default_stop_free_mb")]
+    pub stop_free_mb: u64,
+}
+
+fn default_min_free_mb() -> u64 {
+    1024
+}
+
+fn default_stop_free_mb() -> u64 {
+    256
 }
 
 impl Default for SessionConfig {

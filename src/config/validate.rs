@@ -100,6 +100,7 @@ impl RigConfig {
         self.check_sources(&mut p);
         super::ranges::check(self, &mut p);
         super::stim_check::check(self, &mut p);
+        super::daemon::check(self, &mut p);
         p.finish()
     }
 

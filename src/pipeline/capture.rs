@@ -9,8 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::counter::CounterUnwrapper;
+use super::gate::{Crossing, SessionGate};
 use super::mailbox::Mailbox;
 use crate::frame::{Frame, FrameMeta, FramePool};
+use crate::heartbeat::Heartbeat;
 use crate::record::GapRecord;
 use crate::source::{CaptureStop, Source, SourceError};
 use crate::stats::{DropCause, StreamStats};
@@ -34,6 +36,11 @@ pub struct CaptureLoop {
     pub stop: Arc<AtomicBool>,
     /// Latest-wins mailboxes of the stream's inference and signal consumers.
     pub mailboxes: Vec<Arc<Mailbox>>,
+    /// Where the session starts: the first frame stamped from then on marks the counters'
+    /// baseline, splits open loss runs and restarts the frame index at 0 (the file's row).
+    pub gate: Arc<SessionGate>,
+    /// This thread's progress mark.
+    pub heartbeat: Arc<Heartbeat>,
 }
 
 /// A run of consecutive losses of one cause being accumulated into one gap record.
@@ -86,11 +93,14 @@ impl CaptureLoop {
         let mut index = 0u64;
         let mut pool_run = LossRun::default();
         let mut behind_run = LossRun::default();
+        let mut crossing = Crossing::default();
+        let ring_capacity = self.recorder.buffer().capacity() as u64;
         // Every blocking wait of the source watches the stop, so a stalled device cannot hold
         // the stop back (see `crate::source::stop`).
         self.source
             .watch_stop(CaptureStop::new(Arc::clone(&self.stop)));
         let end = loop {
+            self.heartbeat.beat();
             if self.stop.load(Ordering::Relaxed) {
                 self.source.shutdown();
                 break CaptureEnd::Stopped;
@@ -116,9 +126,18 @@ impl CaptureLoop {
                 }
                 Err(e @ SourceError::Fatal { .. }) => {
                     tracing::error!(stream = %info.name, error = %e, "capture failed");
+                    self.stats.set_failure(e.to_string());
                     break CaptureEnd::Failed(e.to_string());
                 }
             };
+            if crossing.crossed(&self.gate, stamp.device_time_ns) {
+                // Losses before the session are not the session's: their runs end here.
+                for gap in [pool_run.take(), behind_run.take()].into_iter().flatten() {
+                    self.push_gap(gap);
+                }
+                self.stats.mark_baseline();
+                index = 0;
+            }
             let device_counter = counter.unwrap(stamp.raw_counter);
             if let Some((prev_counter, prev_time)) = last
                 && device_counter > prev_counter + 1
@@ -164,6 +183,8 @@ impl CaptureLoop {
             }
             match self.recorder.push(frame) {
                 Ok(()) => {
+                    self.stats
+                        .set_ring_fill(ring_capacity - self.recorder.slots() as u64);
                     if let Some(gap) = behind_run.take() {
                         self.push_gap(gap);
                     }
@@ -194,6 +215,7 @@ impl CaptureLoop {
     fn reconnect(&mut self, name: &str) -> bool {
         let mut backoff = Duration::from_millis(10);
         loop {
+            self.heartbeat.beat();
             if self.stop.load(Ordering::Relaxed) {
                 return false;
             }

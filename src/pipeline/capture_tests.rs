@@ -99,6 +99,11 @@ fn run(source: ScriptedSource, pool_slots: usize, ring: usize) -> (CaptureEnd, H
         stats: Arc::clone(&stats),
         stop: Arc::new(AtomicBool::new(false)),
         mailboxes: Vec::new(),
+        gate: open_gate(),
+        heartbeat: crate::heartbeat::Heartbeat::new(
+            "capture-test",
+            std::time::Duration::from_secs(5),
+        ),
     }
     .run();
     (
@@ -300,6 +305,11 @@ fn a_stop_ends_capture_from_a_stalled_device_and_shuts_it_down() {
         stats: Arc::new(StreamStats::default()),
         stop: Arc::clone(&stop),
         mailboxes: Vec::new(),
+        gate: open_gate(),
+        heartbeat: crate::heartbeat::Heartbeat::new(
+            "capture-test",
+            std::time::Duration::from_secs(5),
+        ),
     };
     let thread = std::thread::spawn(move || capture.run());
     // Wait until the one frame is through: the thread is then blocked in the stall.
@@ -315,4 +325,11 @@ fn a_stop_ends_capture_from_a_stalled_device_and_shuts_it_down() {
         "the source was shut down after a stop seen inside next_frame"
     );
     assert_eq!(drain(&mut frames_rx).len(), 1);
+}
+
+/// A gate open since the clock's zero: every frame is the session's (what `behavd run` sees).
+fn open_gate() -> Arc<crate::pipeline::gate::SessionGate> {
+    let gate = crate::pipeline::gate::SessionGate::new();
+    gate.open_at(0);
+    gate
 }

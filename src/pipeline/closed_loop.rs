@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use anyhow::{Context, Result};
 
 use super::decide::{RuleInput, RulesReport, RulesWorker};
+use super::gate::{RuleArming, ThreadWatch};
 use super::mailbox::Mailbox;
 use super::outputs::{OutputReport, OutputThreads, start_outputs};
 use super::workers::{
@@ -46,6 +47,12 @@ pub struct ClosedLoop {
     /// Per producer, in plan order.
     pub stats: Vec<ProducerStats>,
     mailboxes: Vec<Option<Arc<Mailbox>>>,
+    /// The rules' arm switches (empty without rules).
+    pub arming: Arc<RuleArming>,
+    /// Rule names, in rule order.
+    pub rule_names: Vec<String>,
+    /// The link counters and the triggers sent when the session began.
+    session_base: Option<(Vec<Option<crate::stim::link::LinkStats>>, u64)>,
 }
 
 /// What the closed loop hands the recorder.
@@ -85,17 +92,30 @@ impl ClosedLoop {
 
     /// Starts every producer thread, the rules thread and the outputs; waiting for the outputs
     /// to connect ends early with an error once `cancel` is set.
+    /// Every thread gets a heartbeat from `watch` and the session gate; the rules start
+    /// `armed` or disarmed.
     pub fn start(
         plan: ClosedLoopPlan,
         mailboxes: Vec<(usize, Arc<Mailbox>)>,
         cancel: &AtomicBool,
+        watch: &ThreadWatch,
+        armed: bool,
     ) -> Result<(Self, LoopRecording)> {
         // The outputs first: a required stimulator that does not connect fails the session
         // before any inference thread runs.
         let mut started_outputs = match &plan.rules {
-            Some(rules) => Some(start_outputs(rules.output_names(), &plan.outputs, cancel)?),
+            Some(rules) => Some(start_outputs(
+                rules.output_names(),
+                &plan.outputs,
+                cancel,
+                watch,
+            )?),
             None => None,
         };
+        let rule_names: Vec<String> = plan.rules.as_ref().map_or_else(Vec::new, |r| {
+            (0..r.len()).map(|i| r.name(i).to_string()).collect()
+        });
+        let arming = RuleArming::new(rule_names.len(), armed);
         let stop_workers = Arc::new(AtomicBool::new(false));
         let stop_rules = Arc::new(AtomicBool::new(false));
         let n = plan.producers.len();
@@ -154,6 +174,11 @@ impl ClosedLoop {
                 others,
                 stop: Arc::clone(&stop_workers),
                 stats: worker_stats,
+                gate: Arc::clone(&watch.gate),
+                heartbeat: watch.heartbeat(&match p.engine {
+                    Engine::Model(..) => format!("infer-{}", p.name),
+                    Engine::Signals(_) => format!("signal-{}", p.name),
+                }),
             });
         }
         // Second stages: a ring from each first stage.
@@ -238,6 +263,9 @@ impl ClosedLoop {
                 outputs: outlets,
                 waker: rules_waker,
                 stop: Arc::clone(&stop_rules),
+                arming: Arc::clone(&arming),
+                gate: Arc::clone(&watch.gate),
+                heartbeat: watch.heartbeat("rules"),
             };
             rules_handle = Some(
                 std::thread::Builder::new()
@@ -255,6 +283,9 @@ impl ClosedLoop {
                 outputs: output_threads,
                 stats,
                 mailboxes: by_index,
+                arming,
+                rule_names,
+                session_base: None,
             },
             LoopRecording { outputs, triggers },
         ))
@@ -265,6 +296,31 @@ impl ClosedLoop {
         self.outputs
             .as_ref()
             .map_or(0, |o| o.sent.load(Ordering::Relaxed))
+    }
+
+    /// The outputs: name, port, live link counters (None for the logging sink).
+    pub fn links(&self) -> Vec<(&str, &str, Option<&Arc<crate::stim::link::LinkStats>>)> {
+        self.outputs
+            .as_ref()
+            .map_or_else(Vec::new, |o| o.links().collect())
+    }
+
+    /// Remembers the link counters and the triggers sent now: the session's figures count
+    /// from here.
+    pub fn mark_session_start(&mut self) {
+        let links = self
+            .links()
+            .iter()
+            .map(|(_, _, s)| {
+                s.map(|s| {
+                    let copy = s.copy_counters();
+                    copy.up
+                        .store(s.up.load(Ordering::Acquire), Ordering::Relaxed);
+                    copy
+                })
+            })
+            .collect();
+        self.session_base = Some((links, self.triggers_sent()));
     }
 
     /// Turns every stimulator output off at once and has the links send nothing more (the
@@ -293,13 +349,23 @@ impl ClosedLoop {
         }
         self.stop_rules.store(true, Ordering::Release);
         let rules = self.rules.and_then(|h| h.join().ok());
-        let (triggers_sent, outputs) = match self.outputs {
+        let (mut triggers_sent, mut outputs) = match self.outputs {
             Some(o) => {
                 let sent = o.sent.load(Ordering::Relaxed);
                 (sent, o.stop())
             }
             None => (0, Vec::new()),
         };
+        if let Some((links, sent)) = self.session_base {
+            triggers_sent = triggers_sent.saturating_sub(sent);
+            for (o, base) in outputs.iter_mut().zip(links) {
+                // Down when the session began: the `up` flag of the copy holds that.
+                if let Some(b) = &base {
+                    o.down_at_start = !b.up.load(Ordering::Relaxed);
+                }
+                o.baseline = base;
+            }
+        }
         LoopReport {
             producers,
             rules,

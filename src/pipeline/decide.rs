@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use super::gate::{Crossing, RuleArming, SessionGate};
 use super::outputs::TriggerOutlet;
 use super::workers::Waker;
 use crate::clock::monotonic_ns;
 use crate::frame::Behavior;
+use crate::heartbeat::Heartbeat;
 use crate::record::loop_records::{OutputRecord, TriggerRecord};
 use crate::rules::{RuleCounters, RuleSet};
 
@@ -68,6 +70,8 @@ pub struct RulesReport {
     pub overhead: Histogram<u64>,
     /// Triggers that did not fit in the ring to the stimulator link.
     pub triggers_lost: u64,
+    /// Per rule: fires while the rule was disarmed (nothing sent, nothing recorded).
+    pub disarmed: Vec<u64>,
 }
 
 /// The rules thread.
@@ -84,6 +88,35 @@ pub struct RulesWorker {
     pub waker: Arc<Waker>,
     /// Set to stop (after the producers have stopped: the rings are drained first).
     pub stop: Arc<AtomicBool>,
+    /// Which rules may send triggers.
+    pub arming: Arc<RuleArming>,
+    /// Where the session starts: counters, distributions and scores restart at its first
+    /// output (by capture time), so the report covers the session only.
+    pub gate: Arc<SessionGate>,
+    /// This thread's progress mark.
+    pub heartbeat: Arc<Heartbeat>,
+}
+
+fn counters_sub(a: RuleCounters, b: RuleCounters) -> RuleCounters {
+    RuleCounters {
+        evaluations: a.evaluations.saturating_sub(b.evaluations),
+        activations: a.activations.saturating_sub(b.activations),
+        fires: a.fires.saturating_sub(b.fires),
+        suppressed_refractory: a
+            .suppressed_refractory
+            .saturating_sub(b.suppressed_refractory),
+        suppressed_rate: a.suppressed_rate.saturating_sub(b.suppressed_rate),
+    }
+}
+
+fn counters_add(a: RuleCounters, b: RuleCounters) -> RuleCounters {
+    RuleCounters {
+        evaluations: a.evaluations + b.evaluations,
+        activations: a.activations + b.activations,
+        fires: a.fires + b.fires,
+        suppressed_refractory: a.suppressed_refractory + b.suppressed_refractory,
+        suppressed_rate: a.suppressed_rate + b.suppressed_rate,
+    }
 }
 
 impl RulesWorker {
@@ -96,6 +129,7 @@ impl RulesWorker {
             capture_to_decision: h(),
             overhead: h(),
             triggers_lost: 0,
+            disarmed: vec![0; self.rules.len()],
         };
         let expect: Vec<Option<i8>> = (0..self.rules.len())
             .map(|r| {
@@ -109,12 +143,37 @@ impl RulesWorker {
             .collect();
         let mut scores = vec![RuleScore::default(); self.rules.len()];
         let mut slots = vec![f64::NAN; self.slot_count];
+        let mut crossing = Crossing::default();
+        // The counters at the session start; and a scratch copy for the outputs of frames
+        // from before the start that arrive after it (another producer's), whose evaluations
+        // are not the session's.
+        let mut baseline = vec![RuleCounters::default(); self.rules.len()];
+        let mut before = vec![RuleCounters::default(); self.rules.len()];
         loop {
+            self.heartbeat.beat();
             let stopping = self.stop.load(Ordering::Acquire);
             let mut any = false;
             for input in &mut self.inputs {
                 while let Ok(record) = input.ring.pop() {
                     any = true;
+                    let admitted = self.gate.admits(record.capture_ns);
+                    if crossing.crossed(&self.gate, record.capture_ns) {
+                        for (r, b) in baseline.iter_mut().enumerate() {
+                            *b = self.rules.counters(r);
+                        }
+                        report.capture_to_decision.reset();
+                        report.overhead.reset();
+                        report.triggers_lost = 0;
+                        report.disarmed.iter_mut().for_each(|d| *d = 0);
+                        scores.iter_mut().for_each(|s| *s = RuleScore::default());
+                    }
+                    // An output of a frame from before the session, after it began.
+                    let outside = crossing.is_done(&self.gate) && !admitted;
+                    if outside {
+                        for &rule in self.rules.rules_for_clock(input.group) {
+                            before[rule] = self.rules.counters(rule);
+                        }
+                    }
                     for (slot, v) in slots[input.slots.clone()].iter_mut().zip(record.values()) {
                         *slot = *v as f64;
                     }
@@ -136,10 +195,42 @@ impl RulesWorker {
                     let report = &mut report;
                     let scores = &mut scores;
                     let expect = &expect;
+                    let arming = &self.arming;
                     self.rules
                         .update_clock(input.group, &slots, record.capture_ns, |fire| {
                             let decision_ns = monotonic_ns();
                             let c = fire.command;
+                            arming.note_fire(fire.rule);
+                            if !arming.is_armed(fire.rule) {
+                                if !outside {
+                                    report.disarmed[fire.rule] += 1;
+                                }
+                                return;
+                            }
+                            if outside {
+                                // Sent (the stimulator does not wait for sessions), but its
+                                // row and figures belong to no session.
+                                if let Some(out) = outputs.get_mut(c.output as usize) {
+                                    let trigger = TriggerRecord {
+                                        rule: c.rule,
+                                        output: c.output.min(u8::MAX as u16) as u8,
+                                        channel: c.channel,
+                                        pulse_width_ns: c.pulse_width_ns,
+                                        pulses: c.pulses,
+                                        period_ns: c.period_ns,
+                                        frame_index: record.frame_index,
+                                        capture_ns: record.capture_ns,
+                                        infer_start_ns: record.start_ns,
+                                        infer_end_ns: record.end_ns,
+                                        decision_ns,
+                                        truth: record.truth,
+                                        ..TriggerRecord::default()
+                                    };
+                                    let _ = out.ring.push(trigger);
+                                    out.wake.wake();
+                                }
+                                return;
+                            }
                             let _ = report
                                 .capture_to_decision
                                 .record(decision_ns.saturating_sub(record.capture_ns));
@@ -188,6 +279,12 @@ impl RulesWorker {
                                 None => report.triggers_lost += 1,
                             }
                         });
+                    if outside {
+                        for &rule in self.rules.rules_for_clock(input.group) {
+                            let extra = counters_sub(self.rules.counters(rule), before[rule]);
+                            baseline[rule] = counters_add(baseline[rule], extra);
+                        }
+                    }
                 }
             }
             if stopping && !any {
@@ -201,7 +298,7 @@ impl RulesWorker {
             .map(|r| {
                 (
                     self.rules.name(r).to_string(),
-                    self.rules.counters(r),
+                    counters_sub(self.rules.counters(r), baseline[r]),
                     expect[r].map(|_| scores[r]),
                 )
             })

@@ -5,6 +5,8 @@ mod capture;
 pub mod closed_loop;
 mod counter;
 pub mod decide;
+pub mod engine;
+pub mod gate;
 pub mod mailbox;
 pub mod outputs;
 mod plan;

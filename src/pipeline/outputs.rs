@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
 
+use super::gate::ThreadWatch;
 use super::trigger_sink::TriggerSink;
 use super::workers::Waker;
 use crate::config::OutputConfig;
@@ -71,6 +72,8 @@ pub struct OutputReport {
     pub optional: bool,
     /// It had not connected when the session started (optional outputs only).
     pub down_at_start: bool,
+    /// The link counters when the session began (the summary counts from them).
+    pub baseline: Option<LinkStats>,
 }
 
 /// One running output thread.
@@ -119,8 +122,9 @@ pub fn start_outputs(
     names: &[String],
     configs: &[OutputConfig],
     cancel: &AtomicBool,
+    watch: &ThreadWatch,
 ) -> Result<StartedOutputs> {
-    let mut started = spawn_outputs(names, configs)?;
+    let mut started = spawn_outputs(names, configs, watch)?;
     match started.threads.wait_for_links(cancel) {
         Ok(devices) => {
             started.devices = devices;
@@ -133,7 +137,11 @@ pub fn start_outputs(
     }
 }
 
-fn spawn_outputs(names: &[String], configs: &[OutputConfig]) -> Result<StartedOutputs> {
+fn spawn_outputs(
+    names: &[String],
+    configs: &[OutputConfig],
+    watch: &ThreadWatch,
+) -> Result<StartedOutputs> {
     let stop = Arc::new(AtomicBool::new(false));
     let halt = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
@@ -215,6 +223,8 @@ fn spawn_outputs(names: &[String], configs: &[OutputConfig]) -> Result<StartedOu
                     },
                     max_age_ns: config.max_trigger_age_ns(),
                     halt: Arc::clone(&halt),
+                    heartbeat: Some(watch.heartbeat(&format!("stim-{name}"))),
+                    gate: Some(Arc::clone(&watch.gate)),
                 };
                 let handle = std::thread::Builder::new()
                     .name(format!("stim-{name}"))
@@ -251,6 +261,7 @@ fn spawn_outputs(names: &[String], configs: &[OutputConfig]) -> Result<StartedOu
                     outputs: names.to_vec(),
                     stop: Arc::clone(&stop),
                     sent: Arc::clone(&sent),
+                    heartbeat: watch.heartbeat("stim-sink"),
                 };
                 let handle = std::thread::Builder::new()
                     .name("stim-sink".into())
@@ -365,6 +376,13 @@ impl OutputThreads {
         Ok(devices)
     }
 
+    /// Per output: name, port, and the link's live counters (None for the logging sink).
+    pub fn links(&self) -> impl Iterator<Item = (&str, &str, Option<&Arc<LinkStats>>)> {
+        self.handles
+            .iter()
+            .map(|r| (r.name.as_str(), r.port.as_str(), r.stats.as_ref()))
+    }
+
     /// Tells every link that the session is stopping: outputs off at once, nothing more sent
     /// (what the rules still decide is recorded as not sent). Returns immediately.
     pub fn halt(&self) {
@@ -401,6 +419,7 @@ impl OutputThreads {
                 link,
                 optional: r.optional,
                 down_at_start: r.down_at_start,
+                baseline: None,
             });
         }
         for emulator in self.emulators {

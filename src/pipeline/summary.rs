@@ -83,6 +83,8 @@ pub struct RuleSummary {
     pub suppressed_refractory: u64,
     /// Activations suppressed by the rate limit.
     pub suppressed_rate: u64,
+    /// Fires while the rule was disarmed (nothing sent, no trigger row).
+    pub disarmed: u64,
     /// Fraction of triggers at frames showing the expected behavior (ground truth only).
     pub precision: Option<f64>,
     /// Fraction of bouts of the expected behavior with a trigger (ground truth only).
@@ -263,14 +265,15 @@ pub fn loop_summary(
         .iter()
         .enumerate()
         .map(|(i, (name, stats, timings))| {
-            let processed = stats.processed.load(std::sync::atomic::Ordering::Relaxed);
+            let counts = stats.session();
+            let processed = counts.processed;
             ProducerSummary {
                 name: name.clone(),
                 processed,
                 rate_hz: processed as f64 / duration_s.max(1e-9),
-                skipped: stats.skipped.load(std::sync::atomic::Ordering::Relaxed),
-                resets: stats.resets.load(std::sync::atomic::Ordering::Relaxed),
-                errors: stats.errors.load(std::sync::atomic::Ordering::Relaxed),
+                skipped: counts.skipped,
+                resets: counts.resets,
+                errors: counts.errors,
                 rows_in_file: recording.output_rows.get(i).copied().unwrap_or(0),
                 preprocess: Percentiles::of(&timings.preprocess),
                 inference: Percentiles::of(&timings.inference),
@@ -282,10 +285,13 @@ pub fn loop_summary(
         .outputs
         .iter()
         .map(|o| {
+            // Counted from the session's start (the baseline), when there is one.
+            let load =
+                |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
             let get = |f: fn(&crate::stim::link::LinkStats) -> &std::sync::atomic::AtomicU64| {
-                o.stats
-                    .as_ref()
-                    .map_or(0, |s| f(s).load(std::sync::atomic::Ordering::Relaxed))
+                o.stats.as_ref().map_or(0, |s| {
+                    load(f(s)).saturating_sub(o.baseline.as_ref().map_or(0, |b| load(f(b))))
+                })
             };
             OutputSummary {
                 name: o.name.clone(),
@@ -295,7 +301,9 @@ pub fn loop_summary(
                 nacked: get(|s| &s.nacked),
                 blocked: get(|s| &s.blocked),
                 link_down: get(|s| &s.link_down),
-                connects: get(|s| &s.connects),
+                // Connections since the engine opened: whether the link was ever up, not
+                // traffic of the session.
+                connects: o.stats.as_ref().map_or(0, |s| load(&s.connects)),
                 faults: get(|s| &s.faults),
                 frames_bad: get(|s| &s.frames_bad),
                 sync_residual_us: o.link.as_ref().and_then(|l| l.fit.map(|f| f.residual_us)),
@@ -314,7 +322,10 @@ pub fn loop_summary(
                     s.nack_reasons
                         .iter()
                         .enumerate()
-                        .map(|(r, n)| (r, n.load(std::sync::atomic::Ordering::Relaxed)))
+                        .map(|(r, n)| {
+                            let base = o.baseline.as_ref().map_or(0, |b| load(&b.nack_reasons[r]));
+                            (r, load(n).saturating_sub(base))
+                        })
                         .filter(|&(_, n)| n > 0)
                         .map(|(r, n)| (crate::stim::codec::nack::name(r as u8).to_string(), n))
                         .collect()
@@ -345,12 +356,17 @@ pub fn loop_summary(
         summary.rules = rules
             .rules
             .iter()
-            .map(|(name, c, score)| RuleSummary {
+            .enumerate()
+            .map(|(i, (name, c, score))| RuleSummary {
                 name: name.clone(),
                 evaluations: c.evaluations,
-                triggers: c.fires,
+                // A disarmed rule's fires sent nothing: they are not triggers.
+                triggers: c
+                    .fires
+                    .saturating_sub(rules.disarmed.get(i).copied().unwrap_or(0)),
                 suppressed_refractory: c.suppressed_refractory,
                 suppressed_rate: c.suppressed_rate,
+                disarmed: rules.disarmed.get(i).copied().unwrap_or(0),
                 precision: score.and_then(|s| s.precision()),
                 recall: score.and_then(|s| s.recall()),
                 true_positives: score.map_or(0, |s| s.true_positives),
@@ -378,11 +394,12 @@ impl LoopSummary {
         }
         for r in &self.rules {
             out.push_str(&format!(
-                "rule {}: {} triggers ({} suppressed by refractory, {} by rate) over {} evaluations; precision {} ({} of {}), recall {} ({} bouts).\n",
+                "rule {}: {} triggers ({} suppressed by refractory, {} by rate, {} while disarmed) over {} evaluations; precision {} ({} of {}), recall {} ({} bouts).\n",
                 r.name,
                 r.triggers,
                 r.suppressed_refractory,
                 r.suppressed_rate,
+                r.disarmed,
                 r.evaluations,
                 ratio(r.precision),
                 r.true_positives,

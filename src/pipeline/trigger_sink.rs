@@ -24,6 +24,8 @@ pub struct TriggerSink {
     pub stop: Arc<AtomicBool>,
     /// Live count of triggers handled.
     pub sent: Arc<std::sync::atomic::AtomicU64>,
+    /// This thread's progress mark.
+    pub heartbeat: Arc<crate::heartbeat::Heartbeat>,
 }
 
 impl TriggerSink {
@@ -32,6 +34,7 @@ impl TriggerSink {
         self.waker.register();
         let (mut sent, mut lost) = (0u64, 0u64);
         loop {
+            self.heartbeat.beat();
             let stopping = self.stop.load(Ordering::Acquire);
             let mut any = false;
             while let Ok(mut trigger) = self.commands.pop() {

@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use super::gate::{Crossing, SessionGate};
 use super::mailbox::Mailbox;
 use crate::clock::monotonic_ns;
 use crate::frame::Frame;
+use crate::heartbeat::Heartbeat;
 use crate::infer::ModelRunner;
 use crate::infer::signals::RoiSignals;
 use crate::record::loop_records::{MAX_VALUES, OutputRecord};
@@ -68,6 +70,53 @@ pub struct WorkerStats {
     pub resets: AtomicU64,
     /// Runs that failed.
     pub errors: AtomicU64,
+    /// processed, skipped, resets, errors when the session began.
+    baseline: [AtomicU64; 4],
+}
+
+/// A worker's counters over the session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerCounts {
+    /// Frames processed.
+    pub processed: u64,
+    /// Frames skipped (latest-wins).
+    pub skipped: u64,
+    /// State resets.
+    pub resets: u64,
+    /// Failed runs.
+    pub errors: u64,
+}
+
+impl WorkerStats {
+    fn now(&self) -> [u64; 4] {
+        [
+            self.processed.load(Ordering::Relaxed),
+            self.skipped.load(Ordering::Relaxed),
+            self.resets.load(Ordering::Relaxed),
+            self.errors.load(Ordering::Relaxed),
+        ]
+    }
+
+    /// Remembers the counters now as the session's zero.
+    pub fn mark_baseline(&self) {
+        for (b, v) in self.baseline.iter().zip(self.now()) {
+            b.store(v, Ordering::Relaxed);
+        }
+    }
+
+    /// The counters since the session began (since the start if it never did).
+    pub fn session(&self) -> WorkerCounts {
+        let mut d = self.now();
+        for (v, b) in d.iter_mut().zip(&self.baseline) {
+            *v = v.saturating_sub(b.load(Ordering::Relaxed));
+        }
+        WorkerCounts {
+            processed: d[0],
+            skipped: d[1],
+            resets: d[2],
+            errors: d[3],
+        }
+    }
 }
 
 /// What feeds a worker.
@@ -109,9 +158,29 @@ pub struct WorkerOutlets {
     pub stop: Arc<AtomicBool>,
     /// Live counters.
     pub stats: Arc<WorkerStats>,
+    /// Where the session starts (the timings and counters restart at its first frame).
+    pub gate: Arc<SessionGate>,
+    /// This thread's progress mark.
+    pub heartbeat: Arc<Heartbeat>,
 }
 
 impl WorkerOutlets {
+    /// At the first frame of the session (captured at `capture_ns`): the counters' baseline
+    /// and fresh timing distributions, so both cover the session only.
+    fn check_crossing(
+        &self,
+        crossing: &mut Crossing,
+        capture_ns: u64,
+        timings: &mut WorkerTimings,
+    ) {
+        if crossing.crossed(&self.gate, capture_ns) {
+            self.stats.mark_baseline();
+            timings.preprocess.reset();
+            timings.inference.reset();
+            timings.capture_to_output.reset();
+        }
+    }
+
     fn send(&mut self, record: &OutputRecord) {
         self.recorder.send(record);
         for o in &mut self.others {
@@ -147,11 +216,13 @@ impl ModelWorker {
         let mut timings = WorkerTimings::new();
         let mut record = OutputRecord::default();
         let mut last: Option<(u64, u64)> = None; // (index, device counter)
+        let mut crossing = Crossing::default();
         match &self.input {
             WorkerInput::Frames(m) => m.register_consumer(),
             WorkerInput::Upstream(_, w) => w.register(),
         }
         while !self.out.stop.load(Ordering::Relaxed) {
+            self.out.heartbeat.beat();
             let start_ns;
             match &mut self.input {
                 WorkerInput::Frames(mailbox) => {
@@ -160,9 +231,16 @@ impl ModelWorker {
                     };
                     start_ns = monotonic_ns();
                     let meta = *frame.meta();
+                    self.out
+                        .check_crossing(&mut crossing, meta.stamp.device_time_ns, &mut timings);
                     let mut reset = last.is_none();
                     let mut skipped = 0;
-                    if let Some((index, counter)) = last {
+                    if let Some((index, _)) = last
+                        && meta.index <= index
+                    {
+                        // The session began: the capture thread numbers its frames from 0.
+                        skipped = meta.index;
+                    } else if let Some((index, counter)) = last {
                         skipped = meta.index.saturating_sub(index + 1);
                         // Frames the device lost in between (not the ones this model skipped).
                         let lost = meta
@@ -192,6 +270,8 @@ impl ModelWorker {
                         continue;
                     };
                     start_ns = monotonic_ns();
+                    self.out
+                        .check_crossing(&mut crossing, upstream.capture_ns, &mut timings);
                     if upstream.reset || last.is_none() {
                         self.runner.reset_state();
                         self.out.stats.resets.fetch_add(1, Ordering::Relaxed);
@@ -249,15 +329,25 @@ impl SignalWorker {
         let mut record = OutputRecord::default();
         let mut last: Option<(u64, u64)> = None;
         let n = self.signals.names().len().min(MAX_VALUES);
+        let mut crossing = Crossing::default();
         self.mailbox.register_consumer();
         while !self.out.stop.load(Ordering::Relaxed) {
+            self.out.heartbeat.beat();
             let Some(frame) = self.mailbox.wait(IDLE_WAIT) else {
                 continue;
             };
             let start_ns = monotonic_ns();
             let meta = *frame.meta();
-            let skipped = last.map_or(0, |(l, _)| meta.index.saturating_sub(l + 1));
-            if let Some((index, counter)) = last {
+            self.out
+                .check_crossing(&mut crossing, meta.stamp.device_time_ns, &mut timings);
+            // At the session start the capture thread numbers its frames from 0 again.
+            let renumbered = last.is_some_and(|(l, _)| meta.index <= l);
+            let skipped = match last {
+                Some(_) if renumbered => meta.index,
+                Some((l, _)) => meta.index.saturating_sub(l + 1),
+                None => 0,
+            };
+            if let Some((index, counter)) = last.filter(|_| !renumbered) {
                 let lost = meta
                     .device_counter
                     .saturating_sub(counter)

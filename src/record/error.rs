@@ -32,6 +32,9 @@ pub enum RecordError {
     /// A thread could not be started.
     #[error("cannot start recorder thread: {0}")]
     Thread(#[from] std::io::Error),
+    /// The recorder thread is no longer there to take a session.
+    #[error("{0}")]
+    Stopped(String),
 }
 
 impl RecordError {
@@ -42,6 +45,7 @@ impl RecordError {
             RecordError::Reserve { cause: e, .. } | RecordError::Thread(e) => {
                 e.raw_os_error().map(std::io::Error::from_raw_os_error)
             }
+            RecordError::Stopped(_) => None,
         }
     }
 }

@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 use hdf5::File;
 
 use super::compress::{CompressJob, CompressedChunk, CompressorPool};
-use super::gaps::{self, GapTable};
+use super::gaps::GapTable;
 use super::h5;
-use super::layout;
 use super::loop_records::{LinkEvent, OutputSetup, TriggerRecord};
 use super::loop_writer::OutputWriter;
 use super::reserve::Reserve;
+use super::session_file::open;
+use super::standby::EventSink;
 use super::stream_writer::StreamWriter;
 use super::trigger_tables::{LinkEventTable, TriggerTable};
 use super::{RecordError, RecorderSetup, StreamSetup};
@@ -22,7 +23,7 @@ use crate::clock::SessionClock;
 use crate::stats::DropCause;
 
 /// Chunks one stream may have in the compression pool at once.
-const IN_FLIGHT_PER_STREAM: usize = 16;
+pub(super) const IN_FLIGHT_PER_STREAM: usize = 16;
 
 /// What the recorder wrote.
 #[derive(Debug, Clone)]
@@ -87,24 +88,31 @@ impl Recorder {
     }
 }
 
-struct Session {
-    file: File,
-    reserve: Option<Reserve>,
-    path: String,
-    clock: SessionClock,
-    streams: Vec<StreamSetup>,
-    writers: Vec<StreamWriter>,
-    gaps: GapTable,
-    compressor: Option<CompressorPool>,
-    flush_every: Duration,
+/// One session file being written, with the rings that feed it.
+pub(super) struct Session {
+    pub(super) file: File,
+    pub(super) reserve: Option<Reserve>,
+    pub(super) path: String,
+    pub(super) clock: SessionClock,
+    pub(super) streams: Vec<StreamSetup>,
+    pub(super) writers: Vec<StreamWriter>,
+    pub(super) gaps: GapTable,
+    pub(super) compressor: Option<CompressorPool>,
+    pub(super) flush_every: Duration,
     /// Per stream: next sequence number to submit and to write, and chunks that came back early.
-    submitted: Vec<u64>,
-    next_to_write: Vec<u64>,
-    early: Vec<Vec<Option<CompressedChunk>>>,
-    spare_buffers: Vec<Vec<u8>>,
-    outputs: Vec<(OutputSetup, OutputWriter)>,
-    triggers: Option<(Vec<rtrb::Consumer<TriggerRecord>>, TriggerTable)>,
-    link_events: Option<(Vec<rtrb::Consumer<LinkEvent>>, LinkEventTable)>,
+    pub(super) submitted: Vec<u64>,
+    pub(super) next_to_write: Vec<u64>,
+    pub(super) early: Vec<Vec<Option<CompressedChunk>>>,
+    pub(super) spare_buffers: Vec<Vec<u8>>,
+    pub(super) outputs: Vec<(OutputSetup, OutputWriter)>,
+    pub(super) triggers: Option<(Vec<rtrb::Consumer<TriggerRecord>>, TriggerTable)>,
+    pub(super) link_events: Option<(Vec<rtrb::Consumer<LinkEvent>>, LinkEventTable)>,
+    /// Records stamped before this (CLOCK_MONOTONIC) are not the session's and are dropped.
+    pub(super) start_ns: u64,
+    /// Where triggers, drops and link changes are announced (the engine's event ring).
+    pub(super) events: Option<EventSink>,
+    /// The recorder thread's progress mark.
+    pub(super) heartbeat: Option<Arc<crate::heartbeat::Heartbeat>>,
 }
 
 fn run(
@@ -117,14 +125,26 @@ fn run(
             let _ = ready.send(Ok(()));
             s
         }
-        Err(e) => {
+        Err((e, _)) => {
             let _ = ready.send(Err(()));
             return Err(e);
         }
     };
+    // Started on its own (not by an engine): every record it is given is the session's.
+    session.start_ns = 0;
+    record_session(session, failed, &std::sync::OnceLock::new())
+}
+
+/// Records until every producer is gone, then closes the file.
+pub(super) fn record_session(
+    mut session: Session,
+    failed: &AtomicBool,
+    failure_text: &std::sync::OnceLock<String>,
+) -> Result<RecordingReport, RecordError> {
     let failure = match session.record_until_drained() {
         Ok(()) => None,
         Err(e) => {
+            let _ = failure_text.set(e.to_string());
             failed.store(true, Ordering::Relaxed);
             tracing::error!(error = %e, "recording stopped; closing the file with what it holds");
             session.salvage();
@@ -160,7 +180,7 @@ fn run(
     });
     drop(reserve);
     if failure.is_some() {
-        discard_until_gone(&mut session.streams, &lost);
+        discard_until_gone(&mut session.streams, &lost, session.heartbeat.as_deref());
     }
     match (closed, failure) {
         (Ok(()), _) => Ok(report),
@@ -176,13 +196,20 @@ fn run(
 /// After a failure: counts the frames that were taken but are not in the file, and those still
 /// arriving until capture stops, as dropped (`recorder_behind`), so that every captured frame
 /// is either in the file or counted.
-fn discard_until_gone(streams: &mut [StreamSetup], lost: &[u64]) {
+fn discard_until_gone(
+    streams: &mut [StreamSetup],
+    lost: &[u64],
+    heartbeat: Option<&crate::heartbeat::Heartbeat>,
+) {
     for (stream, &n) in streams.iter().zip(lost) {
         if n > 0 {
             stream.stats.add_dropped(DropCause::RecorderBehind, n);
         }
     }
     loop {
+        if let Some(h) = heartbeat {
+            h.beat();
+        }
         let mut gone = true;
         for stream in streams.iter_mut() {
             // Checked before popping: a producer gone then has pushed its last frame.
@@ -199,107 +226,14 @@ fn discard_until_gone(streams: &mut [StreamSetup], lost: &[u64]) {
     }
 }
 
-/// Creates the file; if that fails part-way, removes what was created (it holds no frames and
-/// could not be opened), so a failed start never leaves an unreadable file.
-fn open(setup: RecorderSetup) -> Result<Session, RecordError> {
-    let reserve = super::reserve::hold_back_space(&setup.path)?;
-    let path = setup.path.clone();
-    let mut created = false;
-    match create(setup, &mut created) {
-        Ok(mut s) => {
-            s.reserve = reserve;
-            Ok(s)
-        }
-        Err(e) => {
-            if created {
-                let _ = std::fs::remove_file(&path);
-            }
-            Err(e)
-        }
-    }
-}
-
-fn create(setup: RecorderSetup, created: &mut bool) -> Result<Session, RecordError> {
-    let path = setup.path.display().to_string();
-    let err = |doing: &'static str| {
-        let file = path.clone();
-        move |source| RecordError::Hdf5 {
-            file,
-            doing,
-            error: source,
-        }
-    };
-    let file = h5::create_session_file(&setup.path).map_err(err("creating the session file"))?;
-    *created = true;
-    layout::create_file_skeleton(&file, &setup).map_err(err("writing metadata"))?;
-    let mut writers = Vec::new();
-    for stream in &setup.streams {
-        writers.push(
-            StreamWriter::create(&file, &setup, stream, setup.compress_threads)
-                .map_err(err("creating stream datasets"))?,
-        );
-    }
-    let gap_table = gaps::create(&file, &setup.streams).map_err(err("creating the gap table"))?;
-    let mut outputs = Vec::new();
-    for output in setup.outputs {
-        let writer =
-            OutputWriter::create(&file, &output).map_err(err("creating model output datasets"))?;
-        outputs.push((output, writer));
-    }
-    let (triggers, link_events) = match setup.triggers {
-        Some(t) => {
-            let events = if t.events.is_empty() {
-                None
-            } else {
-                Some((
-                    t.events,
-                    LinkEventTable::create(&file, &t.outputs, &t.devices, &setup.clock)
-                        .map_err(err("creating the stimulator event table"))?,
-                ))
-            };
-            (
-                Some((
-                    t.records,
-                    TriggerTable::create(&file, &t.rules, &t.outputs)
-                        .map_err(err("creating the trigger tables"))?,
-                )),
-                events,
-            )
-        }
-        None => (None, None),
-    };
-    file.flush().map_err(err("flushing the new file"))?;
-    file.start_swmr().map_err(err("starting SWMR"))?;
-    let uses_workers = writers.iter().any(|w| w.worker_level.is_some());
-    let compressor = if uses_workers {
-        Some(CompressorPool::start(setup.compress_threads)?)
-    } else {
-        None
-    };
-    let n = setup.streams.len();
-    Ok(Session {
-        file,
-        reserve: None,
-        path,
-        clock: setup.clock,
-        streams: setup.streams,
-        writers,
-        gaps: gap_table,
-        compressor,
-        flush_every: setup.flush_interval,
-        submitted: vec![0; n],
-        next_to_write: vec![0; n],
-        early: (0..n)
-            .map(|_| (0..IN_FLIGHT_PER_STREAM).map(|_| None).collect())
-            .collect(),
-        spare_buffers: Vec::with_capacity(n * IN_FLIGHT_PER_STREAM),
-        outputs,
-        triggers,
-        link_events,
-    })
-}
-
 impl Session {
+    /// Queues one link event for the stimulator event table (if the session has one).
+    pub(super) fn record_link_event(&mut self, e: &LinkEvent) {
+        if let Some((_, table)) = &mut self.link_events {
+            table.push(e, &self.clock);
+        }
+    }
+
     fn hdf5_error(&self, doing: &'static str) -> impl FnOnce(hdf5::Error) -> RecordError + use<> {
         let file = self.path.clone();
         move |source| RecordError::Hdf5 {
@@ -314,6 +248,9 @@ impl Session {
     fn record_until_drained(&mut self) -> Result<(), RecordError> {
         let mut last_flush = Instant::now();
         loop {
+            if let Some(h) = &self.heartbeat {
+                h.beat();
+            }
             let mut progressed = self.take_frames()?;
             progressed |= self.write_finished_chunks()?;
             progressed |= self.take_gaps();
@@ -350,6 +287,10 @@ impl Session {
                     let Ok(frame) = self.streams[i].frames.pop() else {
                         break;
                     };
+                    progressed = true;
+                    if frame.meta().stamp.device_time_ns < self.start_ns {
+                        continue; // captured before the session: not the session's
+                    }
                     let out = self.spare_buffers.pop().unwrap_or_default();
                     let job = CompressJob {
                         stream: i,
@@ -368,6 +309,10 @@ impl Session {
                     let Ok(frame) = self.streams[i].frames.pop() else {
                         break;
                     };
+                    progressed = true;
+                    if frame.meta().stamp.device_time_ns < self.start_ns {
+                        continue; // captured before the session: not the session's
+                    }
                     let on_error = self.hdf5_error("writing a frame");
                     if let Err(e) =
                         self.writers[i].write_frame(frame.pixels(), frame.meta(), &self.clock)
@@ -421,9 +366,18 @@ impl Session {
     fn take_gaps(&mut self) -> bool {
         let mut progressed = false;
         for i in 0..self.streams.len() {
-            while let Ok(gap) = self.streams[i].gaps.pop() {
-                self.gaps.push(i, &gap, &self.clock);
+            while let Ok(mut gap) = self.streams[i].gaps.pop() {
                 progressed = true;
+                if let Some(events) = &mut self.events {
+                    events.gap(i, &gap);
+                }
+                // A gap that ended before the session is not the session's; one open at its
+                // start begins at 0 s (the frames it lost were counted in the session).
+                if gap.stop_ns < self.start_ns {
+                    continue;
+                }
+                gap.start_ns = gap.start_ns.max(self.start_ns);
+                self.gaps.push(i, &gap, &self.clock);
             }
         }
         progressed
@@ -431,25 +385,39 @@ impl Session {
 
     fn take_loop_records(&mut self) -> bool {
         let mut progressed = false;
+        let start = self.start_ns;
         for (setup, writer) in &mut self.outputs {
             while let Ok(record) = setup.records.pop() {
-                writer.push(&record, &self.clock);
                 progressed = true;
+                if record.capture_ns >= start {
+                    writer.push(&record, &self.clock);
+                }
             }
         }
         if let Some((rings, table)) = &mut self.triggers {
             for ring in rings {
                 while let Ok(t) = ring.pop() {
-                    table.push(&t, &self.clock);
                     progressed = true;
+                    let in_session = t.capture_ns >= start;
+                    if let Some(events) = &mut self.events {
+                        events.trigger(&t, in_session);
+                    }
+                    if in_session {
+                        table.push(&t, &self.clock);
+                    }
                 }
             }
         }
         if let Some((rings, table)) = &mut self.link_events {
             for ring in rings {
                 while let Ok(e) = ring.pop() {
-                    table.push(&e, &self.clock);
                     progressed = true;
+                    if let Some(events) = &mut self.events {
+                        events.link(&e);
+                    }
+                    if e.received_ns >= start {
+                        table.push(&e, &self.clock);
+                    }
                 }
             }
         }

@@ -95,7 +95,9 @@ impl FirmataRun {
         let mut next_connect_ns = 0u64;
         let mut buf = [0u8; 256];
         let mut halted = false;
+        let mut session_seen = false;
         loop {
+            self.link.tick(&mut session_seen, &mut self.report);
             let now = monotonic_ns();
             let stopping = self.link.stop.load(Ordering::Acquire);
             if !halted && (stopping || self.link.halt.load(Ordering::Acquire)) {
@@ -144,7 +146,10 @@ impl FirmataRun {
             }
             let next_edge = self.trains.iter().flatten().map(|t| t.due_ns).min();
             let now = monotonic_ns();
-            let wait = next_edge.map_or(IDLE_WAIT_NS, |due| due.saturating_sub(now));
+            // Never longer than the idle wait: the loop beats its heartbeat each time round.
+            let wait = next_edge.map_or(IDLE_WAIT_NS, |due| {
+                due.saturating_sub(now).min(IDLE_WAIT_NS)
+            });
             match wait_readable_ns(p.as_raw_fd(), self.link.waker.fd(), wait) {
                 Readiness::Port => match p.read(&mut buf) {
                     // The board sends nothing per write; whatever comes (a re-boot report, a

@@ -93,6 +93,8 @@ impl LinkRig {
             byte_ns: config.byte_ns,
             max_age_ns: config.max_age.as_nanos() as u64,
             halt: Arc::clone(&halt),
+            heartbeat: None,
+            gate: None,
         };
         let thread = Some(std::thread::spawn(move || match config.protocol {
             OutputProtocol::Behavd => link.run(),

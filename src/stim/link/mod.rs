@@ -96,6 +96,26 @@ pub struct Link {
     /// Set when the session starts stopping: the link turns every output off at once, records
     /// what that cut, and sends nothing more (commands still arriving are recorded as not sent).
     pub halt: Arc<AtomicBool>,
+    /// This thread's progress mark, beaten each time round the loop (None: not watched).
+    pub heartbeat: Option<Arc<crate::heartbeat::Heartbeat>>,
+    /// Where the session starts: the latency distributions restart when it begins (None: the
+    /// whole run is the session).
+    pub gate: Option<Arc<crate::pipeline::gate::SessionGate>>,
+}
+
+impl Link {
+    /// Once per loop: beats the heartbeat and, the first time the session has begun, restarts
+    /// the latency distributions so the report covers the session only.
+    pub(crate) fn tick(&self, session_seen: &mut bool, report: &mut LinkReport) {
+        if let Some(h) = &self.heartbeat {
+            h.beat();
+        }
+        if !*session_seen && self.gate.as_ref().is_none_or(|g| g.is_open()) {
+            *session_seen = true;
+            report.decision_to_write.reset();
+            report.decision_to_edge.reset();
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -160,7 +180,9 @@ impl Link {
         let mut halted_ns: Option<u64> = None;
         let mut halt_confirmed = false;
         let mut unacked_warn = RateLimitedWarn::default();
+        let mut session_seen = false;
         loop {
+            self.tick(&mut session_seen, &mut report);
             let now = monotonic_ns();
             let stopping = self.stop.load(Ordering::Acquire);
             // Only the session's halt sends STOP_ALL: a link told to stop without it goes silent

@@ -82,6 +82,34 @@ impl LinkStats {
         self.info.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// A copy of the counters now (the connection state and device info left empty): the
+    /// session's baseline, which the summary subtracts.
+    pub fn copy_counters(&self) -> LinkStats {
+        let c = |a: &AtomicU64| AtomicU64::new(a.load(Ordering::Relaxed));
+        LinkStats {
+            sent: c(&self.sent),
+            acked: c(&self.acked),
+            nacked: c(&self.nacked),
+            blocked: c(&self.blocked),
+            link_down: c(&self.link_down),
+            connects: c(&self.connects),
+            frames_bad: c(&self.frames_bad),
+            faults: c(&self.faults),
+            sync_samples: c(&self.sync_samples),
+            rearms: c(&self.rearms),
+            events_lost: c(&self.events_lost),
+            stale: c(&self.stale),
+            stopping: c(&self.stopping),
+            unacked: c(&self.unacked),
+            stray_nacks: c(&self.stray_nacks),
+            nack_reasons: std::array::from_fn(|i| c(&self.nack_reasons[i])),
+            disconnects: c(&self.disconnects),
+            cut_by_stop: c(&self.cut_by_stop),
+            up: AtomicBool::new(false),
+            info: std::sync::Mutex::default(),
+        }
+    }
+
     /// Counts a refusal by reason.
     pub fn count_nack(&self, reason: u8) {
         self.nacked.fetch_add(1, Ordering::Relaxed);

@@ -1,0 +1,231 @@
+//! The session boundary as the data-plane threads see it, and the rules' arm switches.
+//!
+//! An engine records at most one session. Until it begins, [`SessionGate::start_ns`] is
+//! `u64::MAX`; `begin` sets it to the session clock's start. Each thread decides with one
+//! atomic load per record whether that record belongs to the session (stamped at or after the
+//! start), and at the first one that does ([`Crossing::crossed`]) it resets its thread-local
+//! histograms and marks the baseline of its counters, so the session's figures cover the
+//! session only — decided on the same timestamps the recorder uses to keep or drop records.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::heartbeat::Heartbeat;
+
+/// Where the session starts on the monotonic clock (`u64::MAX` until one begins).
+#[derive(Debug)]
+pub struct SessionGate {
+    start_ns: AtomicU64,
+    /// Bumped at each opening, so a begin that failed and is tried again is crossed again.
+    epoch: AtomicU64,
+}
+
+impl Default for SessionGate {
+    fn default() -> Self {
+        Self {
+            start_ns: AtomicU64::new(u64::MAX),
+            epoch: AtomicU64::new(0),
+        }
+    }
+}
+
+impl SessionGate {
+    /// A closed gate (no session).
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Opens the session at `start_ns` (CLOCK_MONOTONIC): records stamped from then on are
+    /// the session's.
+    pub fn open_at(&self, start_ns: u64) {
+        self.start_ns.store(start_ns, Ordering::Release);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Closes the gate again (the session file could not be created): nothing is the
+    /// session's; a later [`open_at`](Self::open_at) is crossed afresh.
+    pub fn close(&self) {
+        self.start_ns.store(u64::MAX, Ordering::Release);
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// The session's start, or `u64::MAX` while none has begun.
+    pub fn start_ns(&self) -> u64 {
+        self.start_ns.load(Ordering::Acquire)
+    }
+
+    /// Whether a session has begun.
+    pub fn is_open(&self) -> bool {
+        self.start_ns() != u64::MAX
+    }
+
+    /// Whether a record stamped at `stamp_ns` belongs to the session.
+    pub fn admits(&self, stamp_ns: u64) -> bool {
+        stamp_ns >= self.start_ns()
+    }
+}
+
+/// What every data-plane thread is started with: the session gate, and a heartbeat of its
+/// own with the configured deadline (registered here, so the engine can list them all).
+#[derive(Debug, Clone)]
+pub struct ThreadWatch {
+    /// The session boundary.
+    pub gate: Arc<SessionGate>,
+    /// The longest a thread may go without beating.
+    pub deadline: std::time::Duration,
+    beats: Arc<std::sync::Mutex<Vec<Arc<Heartbeat>>>>,
+}
+
+impl ThreadWatch {
+    /// A watch over `gate` with `deadline` per thread.
+    pub fn new(gate: Arc<SessionGate>, deadline: std::time::Duration) -> Self {
+        Self {
+            gate,
+            deadline,
+            beats: Arc::default(),
+        }
+    }
+
+    /// A new heartbeat for the thread `name` (set-up only, never on the data plane).
+    pub fn heartbeat(&self, name: &str) -> Arc<Heartbeat> {
+        let beat = Heartbeat::new(name, self.deadline);
+        self.beats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::clone(&beat));
+        beat
+    }
+
+    /// Every heartbeat made so far, in creation order.
+    pub fn heartbeats(&self) -> Vec<Arc<Heartbeat>> {
+        self.beats.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// One thread's view of the boundary: reports the first record of the session once.
+#[derive(Debug, Default)]
+pub struct Crossing {
+    /// The gate's epoch this thread has crossed (0: none).
+    seen: u64,
+}
+
+impl Crossing {
+    /// True exactly once per opening of the gate: for the first record stamped at or after
+    /// the session start.
+    pub fn crossed(&mut self, gate: &SessionGate, stamp_ns: u64) -> bool {
+        let epoch = gate.epoch();
+        if self.seen == epoch || !gate.admits(stamp_ns) {
+            return false;
+        }
+        self.seen = epoch;
+        true
+    }
+
+    /// Whether this thread is inside an open session (crossed it, and it is still open).
+    pub fn is_done(&self, gate: &SessionGate) -> bool {
+        self.seen != 0 && self.seen == gate.epoch() && gate.is_open()
+    }
+}
+
+/// Per rule: whether its triggers may go to the stimulators, and how often it fired.
+///
+/// A disarmed rule still evaluates (its gate, refractory period and rate limit run as usual)
+/// and its fires are counted as `disarmed`, but nothing is sent to an output and no row is
+/// written to the trigger table. The rules thread reads one flag per fire.
+#[derive(Debug)]
+pub struct RuleArming {
+    armed: Box<[AtomicBool]>,
+    fired: Box<[AtomicU64]>,
+}
+
+impl RuleArming {
+    /// Switches for `rules` rules, all armed or all disarmed.
+    pub fn new(rules: usize, armed: bool) -> Arc<Self> {
+        Arc::new(Self {
+            armed: (0..rules).map(|_| AtomicBool::new(armed)).collect(),
+            fired: (0..rules).map(|_| AtomicU64::new(0)).collect(),
+        })
+    }
+
+    /// Arms or disarms rule `rule` (out of range: nothing happens).
+    pub fn set(&self, rule: usize, armed: bool) {
+        if let Some(a) = self.armed.get(rule) {
+            a.store(armed, Ordering::Release);
+        }
+    }
+
+    /// Arms or disarms every rule.
+    pub fn set_all(&self, armed: bool) {
+        for a in self.armed.iter() {
+            a.store(armed, Ordering::Release);
+        }
+    }
+
+    /// Whether rule `rule` is armed (false out of range).
+    pub fn is_armed(&self, rule: usize) -> bool {
+        self.armed
+            .get(rule)
+            .is_some_and(|a| a.load(Ordering::Acquire))
+    }
+
+    /// Number of rules.
+    pub fn len(&self) -> usize {
+        self.armed.len()
+    }
+
+    /// Whether there are no rules.
+    pub fn is_empty(&self) -> bool {
+        self.armed.is_empty()
+    }
+
+    /// Counts a fire of rule `rule` (armed or not); the rules thread calls it.
+    pub fn note_fire(&self, rule: usize) {
+        if let Some(f) = self.fired.get(rule) {
+            f.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Fires of rule `rule` since the engine opened.
+    pub fn fired(&self, rule: usize) -> u64 {
+        self.fired
+            .get(rule)
+            .map_or(0, |f| f.load(Ordering::Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gate_admits_from_the_start_and_the_crossing_reports_once() {
+        let gate = SessionGate::new();
+        let mut c = Crossing::default();
+        assert!(!gate.is_open());
+        assert!(!c.crossed(&gate, 1_000));
+        gate.open_at(2_000);
+        assert!(!c.crossed(&gate, 1_999), "before the start");
+        assert!(c.crossed(&gate, 2_000));
+        assert!(!c.crossed(&gate, 3_000), "only once");
+        assert!(c.is_done(&gate));
+        gate.close();
+        assert!(!c.is_done(&gate));
+        gate.open_at(5_000);
+        assert!(c.crossed(&gate, 5_000), "a new opening is crossed again");
+    }
+
+    #[test]
+    fn arming_switches_one_rule_and_counts_fires() {
+        let arming = RuleArming::new(2, false);
+        assert!(!arming.is_armed(0));
+        arming.set(1, true);
+        assert!(arming.is_armed(1) && !arming.is_armed(0));
+        arming.set(7, true);
+        assert!(!arming.is_armed(7));
+        arming.note_fire(1);
+        assert_eq!((arming.fired(0), arming.fired(1)), (0, 1));
+    }
+}
