@@ -51,6 +51,10 @@ seed = 3
 output_dir = "/var/lib/behavd/sessions"
 flush_interval_s = 0.5
 
+[daemon]
+# A wedged thread counts after 2 s of silence (default 5): the restart cycle stays short.
+thread_deadline_s = 2.0
+
 [[model]]
 name = "neural"
 path = "/usr/local/share/behavd/models/miniscope_cnn.onnx"
