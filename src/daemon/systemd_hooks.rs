@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::daemon::systemd::{self, Notifier};
-use crate::daemon::watchdog::Watchdog;
+use crate::daemon::watchdog::{HeartbeatSource, Watchdog};
 use crate::heartbeat::Heartbeat;
 
 /// The service manager's side of the lifecycle.
@@ -93,6 +93,14 @@ impl SystemdHooks {
     pub fn heartbeats(&self, beats: Vec<Arc<Heartbeat>>) {
         if let Some(dog) = &self.watchdog {
             dog.watch(beats);
+        }
+    }
+
+    /// Where the watchdog reads the heartbeats from now on, at every check (the lifecycle's
+    /// current set).
+    pub fn watch(&self, source: HeartbeatSource) {
+        if let Some(dog) = &self.watchdog {
+            dog.watch_source(source);
         }
     }
 

@@ -5,7 +5,8 @@
 //!
 //! It is control plane: one plain thread that wakes once per period, reads one atomic per
 //! heartbeat and sends one datagram. The set of heartbeats changes with the lifecycle (none
-//! while idle, the engine's while live or recording) through [`Watchdog::watch`].
+//! while idle, the engine's while live or recording): [`Watchdog::watch_source`] gives it the
+//! lifecycle's current set, [`Watchdog::watch`] a fixed one.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -40,9 +41,12 @@ pub struct WatchdogState {
     pub withheld: Option<Withheld>,
 }
 
-#[derive(Default)]
+/// Where the supervisor reads the heartbeats to check, once per period: the lifecycle's
+/// current set (the open engine's, or none while idle).
+pub type HeartbeatSource = Arc<dyn Fn() -> Vec<Arc<Heartbeat>> + Send + Sync>;
+
 struct Shared {
-    beats: Mutex<Vec<Arc<Heartbeat>>>,
+    source: Mutex<HeartbeatSource>,
     withheld: Mutex<Option<Withheld>>,
     checks: AtomicU64,
     pings: AtomicU64,
@@ -65,7 +69,12 @@ impl Watchdog {
     /// Starts the supervisor, checking (and pinging when all is well) at once and then every
     /// `period`. It watches no heartbeat until [`Watchdog::watch`] gives it some.
     pub fn spawn(notifier: Arc<Notifier>, period: Duration) -> std::io::Result<Self> {
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            source: Mutex::new(Arc::new(Vec::new)),
+            withheld: Mutex::new(None),
+            checks: AtomicU64::new(0),
+            pings: AtomicU64::new(0),
+        });
         let (stop, stopped) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name(THREAD_NAME.into())
@@ -80,9 +89,14 @@ impl Watchdog {
         })
     }
 
-    /// Replaces the heartbeats watched (the engine's, or none while idle).
+    /// Watches these heartbeats from now on (the engine's, or none while idle).
     pub fn watch(&self, beats: Vec<Arc<Heartbeat>>) {
-        *lock(&self.shared.beats) = beats;
+        self.watch_source(Arc::new(move || beats.clone()));
+    }
+
+    /// Reads the heartbeats to check from `source` from now on, at every check.
+    pub fn watch_source(&self, source: HeartbeatSource) {
+        *lock(&self.shared.source) = source;
     }
 
     /// What the supervisor has done so far.
@@ -112,7 +126,8 @@ fn supervise(shared: &Shared, notifier: &Notifier, period: Duration, stopped: &m
     let mut send_failing = false;
     loop {
         let overdue = {
-            let beats = lock(&shared.beats);
+            let source = Arc::clone(&lock(&shared.source));
+            let beats = source();
             first_overdue(&beats, monotonic_ns()).map(|(b, silent)| Withheld {
                 thread: b.name().to_owned(),
                 silent,
@@ -269,6 +284,29 @@ mod tests {
         assert_eq!(dog.state().withheld.unwrap().thread, "recorder");
         // Back to idle (no engine): pings resume.
         dog.watch(Vec::new());
+        wait_for("pings to resume", || dog.state().withheld.is_none());
+    }
+
+    #[test]
+    fn a_source_is_read_at_every_check() {
+        let (_dir, _socket, notifier) = setup();
+        let dog = Watchdog::spawn(notifier, PERIOD).unwrap();
+        // The lifecycle's current set, swapped as engines open and close.
+        let current: Arc<Mutex<Vec<Arc<Heartbeat>>>> = Arc::default();
+        dog.watch_source(Arc::new({
+            let current = Arc::clone(&current);
+            move || lock(&current).clone()
+        }));
+        let stale = Heartbeat::new("link-stim", Duration::from_millis(1));
+        wait_for("the link heartbeat to go stale", || {
+            stale.overdue(monotonic_ns()).is_some()
+        });
+        *lock(&current) = vec![stale];
+        wait_for("the pings to be withheld", || {
+            dog.state().withheld.is_some()
+        });
+        assert_eq!(dog.state().withheld.unwrap().thread, "link-stim");
+        lock(&current).clear();
         wait_for("pings to resume", || dog.state().withheld.is_none());
     }
 
