@@ -17,6 +17,7 @@ pub mod infer;
 pub mod logging;
 pub mod pipeline;
 pub mod record;
+pub mod reply;
 pub mod rules;
 pub mod source;
 pub mod stats;

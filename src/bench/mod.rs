@@ -189,6 +189,7 @@ pub fn recorder_throughput(
         compress_threads,
         outputs: Vec::new(),
         triggers: None,
+        controls: None,
     })?;
     let start = Instant::now();
     for i in 0..frames {

@@ -14,6 +14,7 @@ use super::mailbox::Mailbox;
 use crate::frame::{Frame, FrameMeta, FramePool};
 use crate::heartbeat::Heartbeat;
 use crate::record::GapRecord;
+use crate::source::live::StreamInbox;
 use crate::source::{CaptureStop, Source, SourceError};
 use crate::stats::{DropCause, StreamStats};
 
@@ -41,6 +42,8 @@ pub struct CaptureLoop {
     pub gate: Arc<SessionGate>,
     /// This thread's progress mark.
     pub heartbeat: Arc<Heartbeat>,
+    /// Live control changes from the control plane, applied between frames.
+    pub controls: Arc<StreamInbox>,
 }
 
 /// A run of consecutive losses of one cause being accumulated into one gap record.
@@ -101,6 +104,7 @@ impl CaptureLoop {
             .watch_stop(CaptureStop::new(Arc::clone(&self.stop)));
         let end = loop {
             self.heartbeat.beat();
+            self.controls.serve(&mut *self.source);
             if self.stop.load(Ordering::Relaxed) {
                 self.source.shutdown();
                 break CaptureEnd::Stopped;
@@ -199,6 +203,7 @@ impl CaptureLoop {
                 }
             }
         };
+        self.controls.close();
         for gap in [pool_run.take(), behind_run.take()].into_iter().flatten() {
             self.push_gap(gap);
         }

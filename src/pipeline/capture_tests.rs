@@ -104,6 +104,7 @@ fn run(source: ScriptedSource, pool_slots: usize, ring: usize) -> (CaptureEnd, H
             "capture-test",
             std::time::Duration::from_secs(5),
         ),
+        controls: Default::default(),
     }
     .run();
     (
@@ -310,6 +311,7 @@ fn a_stop_ends_capture_from_a_stalled_device_and_shuts_it_down() {
             "capture-test",
             std::time::Duration::from_secs(5),
         ),
+        controls: Default::default(),
     };
     let thread = std::thread::spawn(move || capture.run());
     // Wait until the one frame is through: the thread is then blocked in the stall.

@@ -17,7 +17,7 @@ use super::workers::{
 };
 use crate::frame::FramePool;
 use crate::record::TriggerSetup;
-use crate::record::loop_records::{OutputSetup, RuleRow};
+use crate::record::loop_records::{MANUAL_RULE, MANUAL_RULE_DEFINITION, OutputSetup, RuleRow};
 
 /// Records a producer may queue towards one consumer.
 const OUTPUT_RING: usize = 512;
@@ -237,12 +237,17 @@ impl ClosedLoop {
         }
         let (mut rules_handle, mut output_threads, mut triggers) = (None, None, None);
         if let Some(rules) = plan.rules {
-            let rule_rows = (0..rules.len())
+            let mut rule_rows: Vec<RuleRow> = (0..rules.len())
                 .map(|r| RuleRow {
                     name: rules.name(r).to_string(),
                     definition: rules.definition(r).to_string(),
                 })
                 .collect();
+            // Manual test pulses name the row after the rules.
+            rule_rows.push(RuleRow {
+                name: MANUAL_RULE.into(),
+                definition: MANUAL_RULE_DEFINITION.into(),
+            });
             let output_names = rules.output_names().to_vec();
             let started = started_outputs
                 .take()
@@ -289,6 +294,13 @@ impl ClosedLoop {
             },
             LoopRecording { outputs, triggers },
         ))
+    }
+
+    /// Where manual test pulses go, indexed by output id (empty without rules).
+    pub fn pulse_targets(&self) -> Vec<super::controls::PulseTarget> {
+        self.outputs
+            .as_ref()
+            .map_or_else(Vec::new, |o| o.pulses.clone())
     }
 
     /// Triggers handed to an output so far.

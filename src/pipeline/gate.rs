@@ -8,9 +8,10 @@
 //! session only — decided on the same timestamps the recorder uses to keep or drop records.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::heartbeat::Heartbeat;
+pub use crate::rules::RuleArming;
 
 /// Where the session starts on the monotonic clock (`u64::MAX` until one begins).
 #[derive(Debug)]
@@ -127,72 +128,6 @@ impl Crossing {
     /// Whether this thread is inside an open session (crossed it, and it is still open).
     pub fn is_done(&self, gate: &SessionGate) -> bool {
         self.seen != 0 && self.seen == gate.epoch() && gate.is_open()
-    }
-}
-
-/// Per rule: whether its triggers may go to the stimulators, and how often it fired.
-///
-/// A disarmed rule still evaluates (its gate, refractory period and rate limit run as usual)
-/// and its fires are counted as `disarmed`, but nothing is sent to an output and no row is
-/// written to the trigger table. The rules thread reads one flag per fire.
-#[derive(Debug)]
-pub struct RuleArming {
-    armed: Box<[AtomicBool]>,
-    fired: Box<[AtomicU64]>,
-}
-
-impl RuleArming {
-    /// Switches for `rules` rules, all armed or all disarmed.
-    pub fn new(rules: usize, armed: bool) -> Arc<Self> {
-        Arc::new(Self {
-            armed: (0..rules).map(|_| AtomicBool::new(armed)).collect(),
-            fired: (0..rules).map(|_| AtomicU64::new(0)).collect(),
-        })
-    }
-
-    /// Arms or disarms rule `rule` (out of range: nothing happens).
-    pub fn set(&self, rule: usize, armed: bool) {
-        if let Some(a) = self.armed.get(rule) {
-            a.store(armed, Ordering::Release);
-        }
-    }
-
-    /// Arms or disarms every rule.
-    pub fn set_all(&self, armed: bool) {
-        for a in self.armed.iter() {
-            a.store(armed, Ordering::Release);
-        }
-    }
-
-    /// Whether rule `rule` is armed (false out of range).
-    pub fn is_armed(&self, rule: usize) -> bool {
-        self.armed
-            .get(rule)
-            .is_some_and(|a| a.load(Ordering::Acquire))
-    }
-
-    /// Number of rules.
-    pub fn len(&self) -> usize {
-        self.armed.len()
-    }
-
-    /// Whether there are no rules.
-    pub fn is_empty(&self) -> bool {
-        self.armed.is_empty()
-    }
-
-    /// Counts a fire of rule `rule` (armed or not); the rules thread calls it.
-    pub fn note_fire(&self, rule: usize) {
-        if let Some(f) = self.fired.get(rule) {
-            f.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Fires of rule `rule` since the engine opened.
-    pub fn fired(&self, rule: usize) -> u64 {
-        self.fired
-            .get(rule)
-            .map_or(0, |f| f.load(Ordering::Relaxed))
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod capture;
 pub mod closed_loop;
+pub mod controls;
 mod counter;
 pub mod decide;
 pub mod engine;

@@ -21,6 +21,7 @@ use crate::record::loop_records::{LinkEvent, StimulatorDevice, TriggerRecord};
 use crate::stim::emulator::{EmulatedStimulator, EmulatorConfig};
 use crate::stim::firmata_board::FirmataBoard;
 use crate::stim::link::{Link, LinkReport, LinkStats, LinkWaker};
+use crate::stim::manual::{ManualInbox, ManualPulses};
 
 /// Trigger commands an output may have queued.
 const COMMAND_RING: usize = 256;
@@ -97,6 +98,8 @@ pub struct OutputThreads {
     boards: Vec<FirmataBoard>,
     /// Triggers handed to an output so far.
     pub sent: Arc<AtomicU64>,
+    /// Where manual test pulses go, indexed by output id.
+    pub pulses: Vec<super::controls::PulseTarget>,
 }
 
 /// The output threads and the rings that connect them.
@@ -152,6 +155,7 @@ fn spawn_outputs(
         emulators: Vec::new(),
         boards: Vec::new(),
         sent: Arc::clone(&sent),
+        pulses: Vec::new(),
     };
     let mut outlets = Vec::new();
     let mut records = Vec::new();
@@ -197,6 +201,12 @@ fn spawn_outputs(
                 events.push(ev_rx);
                 let waker = Arc::new(LinkWaker::new().context("eventfd")?);
                 let stats = Arc::new(LinkStats::default());
+                let manual = Arc::new(ManualPulses::default());
+                threads.pulses.push(super::controls::PulseTarget {
+                    name: name.clone(),
+                    link: Some((Arc::clone(&manual), Arc::clone(&waker))),
+                    limits: Some(config.limits.clone()),
+                });
                 let channels = if config.pins.is_empty() {
                     (0..2).collect()
                 } else {
@@ -225,6 +235,7 @@ fn spawn_outputs(
                     halt: Arc::clone(&halt),
                     heartbeat: Some(watch.heartbeat(&format!("stim-{name}"))),
                     gate: Some(Arc::clone(&watch.gate)),
+                    manual: Some(ManualInbox::new(manual)),
                 };
                 let handle = std::thread::Builder::new()
                     .name(format!("stim-{name}"))
@@ -253,6 +264,11 @@ fn spawn_outputs(
             }
             None => {
                 tracing::warn!(output = %name, "no [[output]] named `{name}`: its triggers are logged and recorded, not sent");
+                threads.pulses.push(super::controls::PulseTarget {
+                    name: name.clone(),
+                    link: None,
+                    limits: None,
+                });
                 let waker = Arc::new(Waker::default());
                 let sink = TriggerSink {
                     commands: cmd_rx,

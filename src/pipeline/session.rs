@@ -124,6 +124,11 @@ impl RunningSession {
         &self.engine
     }
 
+    /// The live controls (Miniscope controls, rule arming, manual pulses, notes).
+    pub fn controls(&self) -> super::controls::LiveControls {
+        self.engine.controls()
+    }
+
     /// Live counters of the models and signal groups: name, frames processed, frames skipped.
     pub fn live_loop_stats(&self) -> impl Iterator<Item = (&str, u64, u64)> {
         self.engine.live_loop_stats()

@@ -359,6 +359,7 @@ pub fn loop_summary(
             .enumerate()
             .map(|(i, (name, c, score))| RuleSummary {
                 name: name.clone(),
+                disarmed: rules.disarmed.get(i).copied().unwrap_or(0),
                 evaluations: c.evaluations,
                 // A disarmed rule's fires sent nothing: they are not triggers.
                 triggers: c
@@ -366,7 +367,6 @@ pub fn loop_summary(
                     .saturating_sub(rules.disarmed.get(i).copied().unwrap_or(0)),
                 suppressed_refractory: c.suppressed_refractory,
                 suppressed_rate: c.suppressed_rate,
-                disarmed: rules.disarmed.get(i).copied().unwrap_or(0),
                 precision: score.and_then(|s| s.precision()),
                 recall: score.and_then(|s| s.recall()),
                 true_positives: score.map_or(0, |s| s.true_positives),

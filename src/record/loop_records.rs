@@ -137,6 +137,9 @@ pub struct TriggerRecord {
     pub ack_fall_ns: u64,
     /// When the first acknowledgement was read from the port (0 = none).
     pub ack_recv_ns: u64,
+    /// 0 for a rule's trigger; a manual test pulse's request number otherwise (its `rule` is
+    /// then the rule table's `manual` row).
+    pub manual: u32,
 }
 
 /// What became of a trigger command.
@@ -201,6 +204,13 @@ pub struct StimulatorDevice {
     /// connect in time): the outage table opens an outage at the session start.
     pub down_at_start: bool,
 }
+
+/// The name of the rule table's last row, which manual test pulses (from the live controls,
+/// not from a rule) name in the trigger table.
+pub const MANUAL_RULE: &str = "manual";
+
+/// That row's definition text.
+pub const MANUAL_RULE_DEFINITION: &str = "manual test pulse from behavd's live controls (not a rule);      who asked and what came of it is in acquisition/ControlChanges";
 
 /// A rule as the file's `TriggerRules` table shows it.
 #[derive(Debug, Clone, PartialEq)]

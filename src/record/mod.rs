@@ -7,6 +7,8 @@
 
 mod column;
 mod compress;
+pub mod control_log;
+pub mod control_table;
 mod error;
 pub mod finalize;
 mod gaps;
@@ -66,6 +68,8 @@ pub struct RecorderSetup {
     pub outputs: Vec<loop_records::OutputSetup>,
     /// Rules and their triggers, when the config has rules.
     pub triggers: Option<TriggerSetup>,
+    /// Changes made through the live controls, for `acquisition/ControlChanges`.
+    pub controls: Option<Arc<control_log::ControlLog>>,
 }
 
 /// The rules and the ring of trigger records.

@@ -4,6 +4,7 @@
 use hdf5::File;
 
 use super::compress::CompressorPool;
+use super::control_table::ControlTable;
 use super::gaps::{self, GapTable};
 use super::h5;
 use super::layout;
@@ -46,6 +47,7 @@ struct Created {
     outputs: Vec<OutputWriter>,
     triggers: Option<TriggerTable>,
     link_events: Option<LinkEventTable>,
+    controls: Option<ControlTable>,
     compressor: Option<CompressorPool>,
 }
 
@@ -96,6 +98,12 @@ fn create(setup: &RecorderSetup, created: &mut bool) -> Result<Created, RecordEr
         }
         None => (None, None),
     };
+    let controls = match setup.controls {
+        Some(_) => {
+            Some(ControlTable::create(&file).map_err(err("creating the control-changes table"))?)
+        }
+        None => None,
+    };
     file.flush().map_err(err("flushing the new file"))?;
     file.start_swmr().map_err(err("starting SWMR"))?;
     let uses_workers = writers.iter().any(|w| w.worker_level.is_some());
@@ -111,6 +119,7 @@ fn create(setup: &RecorderSetup, created: &mut bool) -> Result<Created, RecordEr
         outputs,
         triggers,
         link_events,
+        controls,
         compressor,
     })
 }
@@ -146,6 +155,7 @@ impl Session {
             outputs: setup.outputs.into_iter().zip(c.outputs).collect(),
             triggers,
             link_events,
+            controls: setup.controls.zip(c.controls),
             events: None,
             heartbeat: None,
         }

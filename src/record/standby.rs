@@ -112,6 +112,8 @@ pub struct StandbySetup {
     /// Per link (the order of the link event rings): its last connection while in standby,
     /// written to the session's event table when one begins (None: down, or never up).
     pub last_connected: Vec<Option<LinkEvent>>,
+    /// Changes made through the live controls, for each session's `acquisition/ControlChanges`.
+    pub controls: Option<Arc<super::control_log::ControlLog>>,
 }
 
 /// What `begin` hands the recorder: the session's file and metadata.
@@ -243,6 +245,7 @@ fn start_session(
         heartbeat,
         events,
         last_connected,
+        controls,
     } = s;
     if let (Some(t), Some(devices)) = (&mut triggers, begin.devices) {
         t.devices = devices;
@@ -258,6 +261,7 @@ fn start_session(
         compress_threads,
         outputs,
         triggers,
+        controls,
     };
     match open(setup) {
         Ok(mut session) => {
@@ -284,6 +288,7 @@ fn start_session(
                     heartbeat,
                     events,
                     last_connected,
+                    controls: setup.controls,
                 }),
             ))
         }

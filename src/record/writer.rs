@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use hdf5::File;
 
 use super::compress::{CompressJob, CompressedChunk, CompressorPool};
+use super::control_log::ControlLog;
+use super::control_table::ControlTable;
 use super::gaps::GapTable;
 use super::h5;
 use super::loop_records::{LinkEvent, OutputSetup, TriggerRecord};
@@ -113,6 +115,7 @@ pub(super) struct Session {
     pub(super) events: Option<EventSink>,
     /// The recorder thread's progress mark.
     pub(super) heartbeat: Option<Arc<crate::heartbeat::Heartbeat>>,
+    pub(super) controls: Option<(Arc<ControlLog>, ControlTable)>,
 }
 
 fn run(
@@ -269,6 +272,9 @@ impl Session {
         if let Some((_, table)) = &mut self.link_events {
             table.close_outages(crate::clock::monotonic_ns(), &self.clock);
         }
+        // The control plane is not a producer the recorder waits for: what it has queued by
+        // now is the session's last.
+        self.take_control_changes();
         self.flush()
     }
 
@@ -421,6 +427,21 @@ impl Session {
                 }
             }
         }
+        progressed | self.take_control_changes()
+    }
+
+    /// Rows of the control-changes table; one from before this session started (a change
+    /// that raced the previous session's end) is not this session's and is left out.
+    fn take_control_changes(&mut self) -> bool {
+        let mut progressed = false;
+        if let Some((log, table)) = &mut self.controls {
+            while let Some(change) = log.pop() {
+                if change.time_ns >= self.clock.start_mono_ns {
+                    table.push(&change, &self.clock);
+                }
+                progressed = true;
+            }
+        }
         progressed
     }
 
@@ -476,6 +497,9 @@ impl Session {
         }
         if let Some((_, table)) = &mut self.link_events {
             check(table.write_pending(), "writing stimulator events")?;
+        }
+        if let Some((_, table)) = &mut self.controls {
+            check(table.write_pending(), "writing control changes")?;
         }
         check(self.gaps.write_pending(), "writing the gap table")?;
         check(self.file.flush(), "flushing")?;

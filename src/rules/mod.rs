@@ -8,6 +8,7 @@
 //! output, and calls [`RuleSet::update_clock`] for that group with the frame's capture time.
 //! Evaluation allocates nothing. The expression language is documented in [`expr`].
 
+pub mod arming;
 mod compile;
 pub mod error;
 pub mod expr;
@@ -16,6 +17,7 @@ mod set;
 pub mod trigger;
 pub mod variables;
 
+pub use arming::RuleArming;
 pub use compile::{EXPECT_LABELS, valid_name};
 pub use error::{RuleError, RuleProblem};
 pub use expr::{ExprError, ExprType, Program};

@@ -1,5 +1,6 @@
 //! Frame sources: the [`Source`] trait and its backends.
 
+pub mod live;
 pub mod miniscope;
 #[cfg(feature = "nokhwa")]
 pub mod nokhwa_camera;
@@ -85,6 +86,23 @@ pub trait Source: Send {
     /// The session is ending: leave the device safe (e.g. a Miniscope's LEDs off). Called
     /// once by the capture thread after its last frame; the default does nothing.
     fn shutdown(&mut self) {}
+
+    /// The controls this stream can change while it runs (LED, EWL, gain, frame rate, ...),
+    /// as the device's catalog allows them. The default: none.
+    fn live_controls(&self) -> Vec<live::LiveControl> {
+        Vec::new()
+    }
+
+    /// Applies `value` to control `control` (an index into [`Source::live_controls`]; the
+    /// value is already checked against it). Called by the capture thread between two frames;
+    /// must not block for long. The default: this stream has no live controls.
+    fn apply_control(&mut self, control: usize, value: f64) -> Result<(), String> {
+        let _ = value;
+        Err(format!(
+            "stream {} has no live controls (control #{control})",
+            self.info().name
+        ))
+    }
 }
 
 /// The error every source returns when handed a buffer of the wrong size for its frames.

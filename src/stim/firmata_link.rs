@@ -230,7 +230,7 @@ impl FirmataRun {
     /// Takes every queued command; returns whether the ring was already empty.
     fn take_commands(&mut self, port: &mut Option<serialport::TTYPort>, halted: bool) -> bool {
         let mut drained = true;
-        while let Ok(mut cmd) = self.link.commands.pop() {
+        while let Some(mut cmd) = self.link.next_command() {
             drained = false;
             let now = monotonic_ns();
             let ch = cmd.channel as usize;
@@ -253,7 +253,7 @@ impl FirmataRun {
                 false => None,
             }) {
                 tracing::warn!(output = %self.link.name, channel = ch, reason, "trigger blocked by daemon-side limit");
-                self.refuse(cmd, TriggerStatus::Blocked);
+                self.refuse_because(cmd, TriggerStatus::Blocked, Some(reason));
                 continue;
             }
             self.train_counter = self.train_counter.wrapping_add(1);
@@ -272,7 +272,17 @@ impl FirmataRun {
     }
 
     /// Records a command that is not sent, with why.
-    fn refuse(&mut self, mut cmd: TriggerRecord, status: TriggerStatus) {
+    fn refuse(&mut self, cmd: TriggerRecord, status: TriggerStatus) {
+        self.refuse_because(cmd, status, None);
+    }
+
+    /// Records a command that is not sent, with why and the limit that blocked it.
+    fn refuse_because(
+        &mut self,
+        mut cmd: TriggerRecord,
+        status: TriggerStatus,
+        blocked_by: Option<&'static str>,
+    ) {
         cmd.status = status as u8;
         let stats = &self.link.stats;
         let counter = match status {
@@ -282,7 +292,7 @@ impl FirmataRun {
             _ => &stats.blocked,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        let _ = self.link.recorder.push(cmd);
+        self.link.record(cmd, blocked_by);
     }
 
     /// Writes every edge that is due; a train that ends is recorded.
@@ -358,7 +368,7 @@ impl FirmataRun {
 
     fn finish(&mut self, ch: usize, t: Train) {
         self.trains[ch] = None;
-        let _ = self.link.recorder.push(t.record);
+        self.link.record(t.record, None);
     }
 
     /// Ends every running train where it is (flag bit 1 = cut), recording it with `status`.
@@ -369,7 +379,7 @@ impl FirmataRun {
                 if t.record.sent_ns == 0 {
                     t.record.status = status as u8;
                 }
-                let _ = self.link.recorder.push(t.record);
+                self.link.record(t.record, None);
             }
         }
     }
@@ -415,7 +425,7 @@ impl FirmataRun {
                 t.record.acked_pulses = t.index + 1;
                 self.link.stats.cut_by_stop.fetch_add(1, Ordering::Relaxed);
             }
-            let _ = self.link.recorder.push(t.record);
+            self.link.record(t.record, None);
         }
     }
 

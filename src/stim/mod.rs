@@ -18,6 +18,9 @@ pub mod limits;
 pub mod link;
 #[cfg(test)]
 mod link_tests;
+pub mod manual;
+#[cfg(test)]
+mod manual_tests;
 pub mod ports;
 pub mod test_rig;
 pub mod wake;

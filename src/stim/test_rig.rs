@@ -62,6 +62,8 @@ pub struct LinkRig {
     halt: Arc<AtomicBool>,
     /// The link's live counters.
     pub stats: Arc<LinkStats>,
+    /// The link's manual-pulse queue (the control plane's end).
+    pub manual: Arc<super::manual::ManualPulses>,
     thread: Option<std::thread::JoinHandle<LinkReport>>,
     timeout: Duration,
 }
@@ -76,6 +78,7 @@ impl LinkRig {
         let stop = Arc::new(AtomicBool::new(false));
         let halt = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(LinkStats::default());
+        let manual = Arc::new(super::manual::ManualPulses::default());
         let link = Link {
             name: "rig".into(),
             port: config.port,
@@ -95,6 +98,7 @@ impl LinkRig {
             halt: Arc::clone(&halt),
             heartbeat: None,
             gate: None,
+            manual: Some(super::manual::ManualInbox::new(Arc::clone(&manual))),
         };
         let thread = Some(std::thread::spawn(move || match config.protocol {
             OutputProtocol::Behavd => link.run(),
@@ -108,9 +112,15 @@ impl LinkRig {
             stop,
             halt,
             stats,
+            manual,
             thread,
             timeout: config.timeout,
         }
+    }
+
+    /// Wakes the link thread (after queueing a manual pulse).
+    pub fn wake(&self) {
+        self.waker.wake();
     }
 
     /// Queues a train as the rules thread would (decided now) and wakes the link.

@@ -202,6 +202,8 @@ impl Engine {
                 path.display()
             )));
         }
+        // From now on what the live controls change is the session's.
+        self.controls.log().begin(clock.start_mono_ns);
         tracing::info!(path = %path.display(), "recording started");
         let started = SessionStarted {
             name: name.clone(),

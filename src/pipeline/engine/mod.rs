@@ -28,13 +28,16 @@ pub use snapshot::{
 
 use super::capture::{CaptureEnd, CaptureLoop};
 use super::closed_loop::{ClosedLoop, ClosedLoopPlan};
+use super::controls::{CONTROL_LOG_ROWS, LiveControls, LiveControlsSetup, StreamControls};
 use super::gate::{SessionGate, ThreadWatch};
 use super::session::SetupInterrupted;
 use crate::clock::{SessionClock, monotonic_ns};
 use crate::config::{LoadedConfig, RigConfig};
 use crate::heartbeat::Heartbeat;
 use crate::record::StreamSetup;
+use crate::record::control_log::ControlLog;
 use crate::record::standby::{EventSink, StandbyRecorder, StandbySetup};
+use crate::source::live::StreamInbox;
 use crate::stats::StreamStats;
 
 /// Gap records a stream may queue before the recorder picks them up.
@@ -83,6 +86,7 @@ pub struct Engine {
     session: Option<Active>,
     fps: Mutex<snapshot::FpsState>,
     opened_ns: u64,
+    controls: LiveControls,
 }
 
 impl Engine {
@@ -133,6 +137,7 @@ impl Engine {
         let mut loops = Vec::new();
         let mut stats = Vec::new();
         let mut ring_capacity = Vec::new();
+        let mut stream_controls = Vec::new();
         for source_config in &config.source {
             if interrupted() {
                 return Err(SetupInterrupted.into());
@@ -154,7 +159,15 @@ impl Engine {
             let stream_stats = Arc::new(StreamStats::default());
             stats.push(Arc::clone(&stream_stats));
             ring_capacity.push(ring_frames);
+            let inbox = Arc::new(StreamInbox::default());
+            stream_controls.push(StreamControls {
+                name: info.name.clone(),
+                controls: source.live_controls(),
+                inbox: Arc::clone(&inbox),
+                frame_period_ns: (1e9 / info.nominal_fps.max(0.01)) as u64,
+            });
             loops.push(CaptureLoop {
+                controls: inbox,
                 heartbeat: watch.heartbeat(&format!("capture-{}", info.name)),
                 source,
                 pool,
@@ -196,6 +209,19 @@ impl Engine {
             .triggers
             .as_ref()
             .map_or(0, |t| t.events.len());
+        // Live controls: their changes are recorded only while a session records.
+        let control_log = Arc::new(ControlLog::new(CONTROL_LOG_ROWS));
+        let controls = LiveControls::new(LiveControlsSetup {
+            streams: stream_controls,
+            rules: (!closed_loop.rule_names.is_empty()).then(|| {
+                (
+                    closed_loop.rule_names.clone(),
+                    Arc::clone(&closed_loop.arming),
+                )
+            }),
+            outputs: closed_loop.pulse_targets(),
+            log: Arc::clone(&control_log),
+        });
         let (events_tx, events_rx) = rtrb::RingBuffer::new(EVENT_RING);
         let events_lost = Arc::new(AtomicU64::new(0));
         let recorder = StandbyRecorder::start(StandbySetup {
@@ -212,6 +238,7 @@ impl Engine {
                 lost: Arc::clone(&events_lost),
             },
             last_connected: vec![None; links],
+            controls: Some(control_log),
         });
         let recorder = match recorder {
             Ok(r) => r,
@@ -245,6 +272,7 @@ impl Engine {
             session: None,
             fps: Mutex::new(snapshot::FpsState::new(n)),
             opened_ns: monotonic_ns(),
+            controls,
         })
     }
 
@@ -276,6 +304,12 @@ impl Engine {
     /// signal worker, the rules, each stimulator link), each beaten every time round its loop.
     pub fn heartbeats(&self) -> Vec<Arc<Heartbeat>> {
         self.watch.heartbeats()
+    }
+
+    /// The live controls (Miniscope controls, rule arming, manual pulses, notes); what they
+    /// change while a session records lands in its `acquisition/ControlChanges`.
+    pub fn controls(&self) -> LiveControls {
+        self.controls.clone()
     }
 
     /// Whether a session is being recorded.
@@ -355,6 +389,8 @@ impl Engine {
     /// Halts the outputs, then stops and joins every thread in order: capture, models, rules,
     /// links, recorder.
     fn stop_threads(self) -> Stopped {
+        // No live change starts from here on.
+        self.controls.close();
         // Stimulator outputs off first: nothing fires while the rest drains.
         self.closed_loop.halt_outputs();
         self.stop.store(true, Ordering::Relaxed);
@@ -375,6 +411,7 @@ impl Engine {
             .collect();
         let loop_report = self.closed_loop.stop();
         let recording = self.recorder.join();
+        self.controls.log().end();
         Stopped {
             ends,
             loop_report,

@@ -19,6 +19,7 @@ pub mod controls;
 pub mod daq;
 pub mod frame_reads;
 pub mod identify;
+pub mod live;
 pub mod packet;
 pub mod readback;
 pub mod scope;
@@ -29,7 +30,7 @@ pub mod v4l2_uvc;
 pub mod writer;
 
 #[cfg(test)]
-mod test_rig;
+pub(crate) mod test_rig;
 #[cfg(test)]
 mod tests_catalog;
 #[cfg(test)]

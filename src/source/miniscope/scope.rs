@@ -410,4 +410,15 @@ impl ScopeControl {
     pub fn stats(&self) -> ScopeStats {
         self.stats
     }
+
+    /// The device's catalog entry.
+    pub fn device(&self) -> &DeviceEntry {
+        &self.device
+    }
+
+    /// The frame rate the reboot detection expects (after a live frame-rate change).
+    pub fn set_expected_fps(&mut self, fps: f64) {
+        self.expected_fps = Some(fps);
+        self.rate_window.clear();
+    }
 }

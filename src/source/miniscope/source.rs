@@ -377,6 +377,16 @@ impl Source for MiniscopeSource {
         Ok(stamp)
     }
 
+    fn live_controls(&self) -> Vec<crate::source::live::LiveControl> {
+        self.control.live_controls()
+    }
+
+    fn apply_control(&mut self, control: usize, value: f64) -> Result<(), String> {
+        self.control
+            .apply_live(control, value)
+            .map_err(|e| format!("{}: {e}", self.label))
+    }
+
     fn reconnect(&mut self) -> Result<(), SourceError> {
         self.uvc = None;
         self.connect()?;

@@ -154,3 +154,119 @@ pub fn writes_as_packets(writes: &[I2cWrite]) -> Vec<Vec<u8>> {
         })
         .collect()
 }
+
+/// A Miniscope frame source over the DAQ emulator on the real clock (test only): its
+/// [`super::ScopeControl`] writes to the emulator between frames exactly as
+/// [`super::source::MiniscopeSource`] writes through uvcvideo, a frame ends every
+/// [`FRAME_PERIOD_NS`], and every I²C write the emulated firmware executed is copied to
+/// `writes` for the test to read from its own thread.
+pub struct EmulatedScope {
+    pub info: crate::source::StreamInfo,
+    pub control: super::ScopeControl,
+    pub daq: DaqEmulator,
+    pub writes: std::sync::Arc<std::sync::Mutex<Vec<I2cWrite>>>,
+    stop: crate::source::CaptureStop,
+    next_frame_ns: u64,
+    frames: u64,
+}
+
+impl EmulatedScope {
+    /// A Miniscope V4 with a BNO, streaming (no connect ritual: the controls are under test).
+    pub fn v4() -> Self {
+        let device = v4_bno();
+        let control = super::ScopeControl::new(super::ScopeSettings {
+            device: device.clone(),
+            values: Vec::new(),
+            readback: super::ReadbackPlan {
+                counter: None,
+                imu: None,
+                trigger: None,
+                norm_error_limit: super::readback::DEFAULT_NORM_ERROR_LIMIT,
+            },
+            writer: WriterConfig::default(),
+            expected_fps: None,
+        })
+        .unwrap();
+        Self {
+            info: crate::source::StreamInfo {
+                name: "Miniscope".into(),
+                kind: crate::source::StreamKind::Miniscope,
+                geometry: crate::frame::FrameGeometry {
+                    width: 8,
+                    height: 8,
+                    format: crate::frame::PixelFormat::Gray8,
+                },
+                nominal_fps: 1e9 / FRAME_PERIOD_NS as f64,
+                counter_bits: 32,
+                device_description: "emulated DAQ".into(),
+            },
+            control,
+            daq: DaqEmulator::new(DaqConfig::default()),
+            writes: Default::default(),
+            stop: crate::source::CaptureStop::default(),
+            next_frame_ns: crate::clock::monotonic_ns() + FRAME_PERIOD_NS,
+            frames: 0,
+        }
+    }
+}
+
+impl crate::source::Source for EmulatedScope {
+    fn info(&self) -> &crate::source::StreamInfo {
+        &self.info
+    }
+
+    fn watch_stop(&mut self, stop: crate::source::CaptureStop) {
+        self.stop = stop;
+    }
+
+    fn next_frame(
+        &mut self,
+        pixels: &mut [u8],
+    ) -> Result<crate::frame::CaptureStamp, crate::source::SourceError> {
+        use crate::clock::monotonic_ns;
+        let stopped = |_| crate::source::SourceError::Stopped;
+        // The writer's turns until the frame is due (its settle delays between SET_CURs).
+        loop {
+            let now = monotonic_ns();
+            self.daq.set_time_ns(now);
+            match self.control.step(now, &mut self.daq).unwrap() {
+                super::ScopeAction::Continue(Wake::At(t)) if t < self.next_frame_ns => {
+                    self.stop.sleep_until_ns(t.max(now)).map_err(stopped)?
+                }
+                _ => break,
+            }
+        }
+        self.stop
+            .sleep_until_ns(self.next_frame_ns)
+            .map_err(stopped)?;
+        let now = monotonic_ns();
+        self.daq.set_time_ns(now);
+        self.daq.end_of_frame();
+        self.control.after_frame(now, &mut self.daq);
+        self.writes.lock().unwrap().extend(self.daq.take_writes());
+        self.next_frame_ns += FRAME_PERIOD_NS;
+        pixels.fill(0);
+        self.frames += 1;
+        Ok(crate::frame::CaptureStamp {
+            raw_counter: self.frames,
+            device_time_ns: now,
+            host_time_ns: now,
+            head_orientation: None,
+            ground_truth: None,
+        })
+    }
+
+    fn reconnect(&mut self) -> Result<(), crate::source::SourceError> {
+        Ok(())
+    }
+
+    fn live_controls(&self) -> Vec<crate::source::live::LiveControl> {
+        self.control.live_controls()
+    }
+
+    fn apply_control(&mut self, control: usize, value: f64) -> Result<(), String> {
+        self.control
+            .apply_live(control, value)
+            .map_err(|e| e.to_string())
+    }
+}

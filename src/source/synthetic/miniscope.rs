@@ -27,6 +27,9 @@ const MAX_SHIFT: f32 = 2.0;
 /// carry the 16-bit DAQ frame counter and the head orientation quaternion.
 pub struct SyntheticMiniscope {
     info: StreamInfo,
+    /// The synthetic LED (live control `led0`, 0..=100 %): scales the brightness, 100 % being
+    /// the rendering without it.
+    led: f32,
     schedule: FrameSchedule,
     animal: Animal,
     neurons: Neurons,
@@ -73,6 +76,7 @@ impl SyntheticMiniscope {
         Self {
             schedule: FrameSchedule::new(&cfg.name, cfg.fps, cfg.pacing, &cfg.faults),
             info,
+            led: 1.0,
             animal: Animal::new(cfg.seed),
             neurons,
             canvas: vec![0.0; tissue.background.len()],
@@ -144,7 +148,7 @@ impl SyntheticMiniscope {
         let pw = w + 2 * PAD;
         self.canvas.copy_from_slice(&self.background);
         self.neurons.splat(&mut self.canvas);
-        let gain = self.gain(t);
+        let gain = self.gain(t) * self.led;
         let (sx, sy) = self.shift(t);
         for (y, out) in pixels.chunks_exact_mut(w).take(h).enumerate() {
             let src = &self.canvas[(y + sy) * pw + sx..][..w];
@@ -185,6 +189,26 @@ impl Source for SyntheticMiniscope {
 
     fn watch_stop(&mut self, stop: crate::source::CaptureStop) {
         self.schedule.watch_stop(stop);
+    }
+
+    fn live_controls(&self) -> Vec<crate::source::live::LiveControl> {
+        vec![crate::source::live::LiveControl {
+            name: "led0".into(),
+            kind: crate::source::live::LiveControlKind::Range {
+                min: 0.0,
+                max: 100.0,
+            },
+        }]
+    }
+
+    fn apply_control(&mut self, control: usize, value: f64) -> Result<(), String> {
+        match control {
+            0 => {
+                self.led = (value / 100.0) as f32;
+                Ok(())
+            }
+            _ => Err(format!("{}: no control #{control}", self.info.name)),
+        }
     }
 }
 

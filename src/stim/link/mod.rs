@@ -101,6 +101,8 @@ pub struct Link {
     /// Where the session starts: the latency distributions restart when it begins (None: the
     /// whole run is the session).
     pub gate: Option<Arc<crate::pipeline::gate::SessionGate>>,
+    /// Manual test pulses from the control plane (None: this output takes none).
+    pub manual: Option<super::manual::ManualInbox>,
 }
 
 impl Link {
@@ -237,25 +239,25 @@ impl Link {
             }
             // Commands.
             let mut drained = true;
-            while let Ok(mut cmd) = self.commands.pop() {
+            while let Some(mut cmd) = self.next_command() {
                 drained = false;
                 let now = monotonic_ns();
                 if halted_ns.is_some() {
                     cmd.status = TriggerStatus::Stopping as u8;
                     self.stats.stopping.fetch_add(1, Ordering::Relaxed);
-                    let _ = self.recorder.push(cmd);
+                    self.record(cmd, None);
                     continue;
                 }
                 let Port::Up(p) = &mut port else {
                     cmd.status = TriggerStatus::LinkDown as u8;
                     self.stats.link_down.fetch_add(1, Ordering::Relaxed);
-                    let _ = self.recorder.push(cmd);
+                    self.record(cmd, None);
                     continue;
                 };
                 if is_stale(&cmd, now, self.max_age_ns) {
                     cmd.status = TriggerStatus::Stale as u8;
                     self.stats.stale.fetch_add(1, Ordering::Relaxed);
-                    let _ = self.recorder.push(cmd);
+                    self.record(cmd, None);
                     continue;
                 }
                 let ch = cmd.channel as usize;
@@ -263,7 +265,7 @@ impl Link {
                     tracing::warn!(output = %self.name, channel = ch, reason, "trigger blocked by daemon-side limit");
                     cmd.status = TriggerStatus::Blocked as u8;
                     self.stats.blocked.fetch_add(1, Ordering::Relaxed);
-                    let _ = self.recorder.push(cmd);
+                    self.record(cmd, Some(reason));
                     continue;
                 }
                 // Trigger sequence numbers stay below the configuration commands'.
@@ -283,7 +285,7 @@ impl Link {
                 if p.write_all(&out[..n]).is_err() {
                     cmd.status = TriggerStatus::LinkDown as u8;
                     self.stats.link_down.fetch_add(1, Ordering::Relaxed);
-                    let _ = self.recorder.push(cmd);
+                    self.record(cmd, None);
                     port = Port::Down;
                     next_connect_ns = monotonic_ns();
                     continue;
@@ -305,7 +307,7 @@ impl Link {
                     // Window wrapped: record the old one unacknowledged.
                     self.stats.unacked.fetch_add(1, Ordering::Relaxed);
                     unacked_warn.note(&self.name, monotonic_ns());
-                    let _ = self.recorder.push(slot.record);
+                    self.record(slot.record, None);
                 }
                 *slot = Pending {
                     record: cmd,
@@ -345,7 +347,7 @@ impl Link {
                 slot.in_use = false;
                 self.stats.unacked.fetch_add(1, Ordering::Relaxed);
                 unacked_warn.note(&self.name, now);
-                let _ = self.recorder.push(slot.record);
+                self.record(slot.record, None);
             }
             // Wait for bytes or a command.
             match wait_readable(p.as_raw_fd(), self.waker.fd(), 20) {
@@ -467,7 +469,7 @@ impl Link {
                                         .decision_to_edge
                                         .record(done.ack_rise_ns - done.decision_ns);
                                 }
-                                let _ = self.recorder.push(done);
+                                self.record(done, None);
                             }
                         }
                     }
@@ -489,12 +491,28 @@ impl Link {
                 self.stats.unacked.fetch_add(1, Ordering::Relaxed);
                 unacked_warn.note(&self.name, monotonic_ns());
             }
-            let _ = self.recorder.push(slot.record);
+            self.record(slot.record, None);
         }
         unacked_warn.flush(&self.name);
         self.stats.up.store(false, Ordering::Release);
         report.fit = fit.is_fitted().then(|| fit.quality());
         report
+    }
+
+    /// The next command: the rules thread's first, then a manual test pulse.
+    pub(crate) fn next_command(&mut self) -> Option<TriggerRecord> {
+        if let Ok(cmd) = self.commands.pop() {
+            return Some(cmd);
+        }
+        self.manual.as_mut().and_then(|m| m.take())
+    }
+
+    /// Hands a finished command to the recorder (and a manual pulse's outcome to its caller).
+    pub(crate) fn record(&mut self, cmd: TriggerRecord, blocked_by: Option<&'static str>) {
+        let _ = self.recorder.push(cmd);
+        if let Some(m) = &mut self.manual {
+            m.finish(&cmd, blocked_by);
+        }
     }
 
     /// The link was up and is not any more.
