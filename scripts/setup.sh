@@ -23,6 +23,8 @@ if [ "$want_test_env" = 1 ]; then
   packages+=(make g++ gcc-avr avr-libc binutils-avr arduino-core-avr libsimavr-dev libsimavr2)
   # The V4L2 test guest: QEMU (TCG), v4l2-ctl for the guest, kmod/cpio to build its initramfs.
   packages+=(qemu-system-x86 v4l-utils kmod cpio)
+  # promtool (Prometheus' own checker) for the /metrics exposition test.
+  packages+=(prometheus)
   # The service tests boot the machine's own systemd as PID 1 of a container (systemd-nspawn)
   # and parse the udev rules with udevadm.
   packages+=(systemd-container udev)

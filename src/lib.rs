@@ -16,12 +16,14 @@ pub mod heartbeat;
 pub mod infer;
 pub mod logging;
 pub mod pipeline;
+pub mod realtime;
 pub mod record;
 pub mod reply;
 pub mod rules;
 pub mod source;
 pub mod stats;
 pub mod stim;
+pub mod telemetry;
 #[cfg(test)]
 mod test_alloc;
 pub mod usbip;

@@ -58,6 +58,7 @@ pub struct StreamStats {
     baseline: [AtomicU64; 9],
     /// Why capture ended for good, once it has (set once by the capture thread).
     failure: std::sync::OnceLock<String>,
+    live: crate::telemetry::StreamLive,
 }
 
 /// A consistent-enough copy of a stream's counters.
@@ -175,6 +176,10 @@ impl StreamStats {
             *o = v.saturating_sub(b.load(Ordering::Relaxed));
         }
         StatsSnapshot::from_array(out)
+    }
+    /// The frame rate and recorder-ring fill the capture thread keeps up to date.
+    pub fn live(&self) -> &crate::telemetry::StreamLive {
+        &self.live
     }
     /// Copies the counters.
     pub fn snapshot(&self) -> StatsSnapshot {

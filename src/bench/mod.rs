@@ -4,6 +4,7 @@
 //! measure a rig PC without a Rust toolchain.
 
 pub mod inference;
+pub mod realtime;
 pub mod stim;
 
 use std::sync::Arc;

@@ -140,6 +140,52 @@ pub fn bench(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `behavd bench --realtime`: the closed loop under load with `[realtime]` off and on.
+pub fn realtime(
+    quick: bool,
+    json: bool,
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let loaded = match config {
+        Some(path) => LoadedConfig::from_file(path)?,
+        None => LoadedConfig::demo(),
+    };
+    let (seconds, rounds) = if quick { (10.0, 1) } else { (30.0, 2) };
+    let hogs = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let dir = bench::scratch_dir("realtime")?;
+    if !json {
+        println!(
+            "closed loop under load ({hogs} busy threads + the rig's inference and recording), \
+             [realtime] off and on, {rounds} round(s) of {seconds} s each"
+        );
+    }
+    let runs = bench::realtime::compare(&loaded, seconds, rounds, hogs, &dir)?;
+    std::fs::remove_dir(&dir).ok();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&runs)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for r in &runs {
+        println!(
+            "[realtime] {:<3} round {}: {} triggers, {} frames dropped | capture → decision {} | \
+             decision → serial write {} | decision → device edge {}{}",
+            if r.realtime { "on" } else { "off" },
+            r.round + 1,
+            r.triggers,
+            r.frames_dropped,
+            r.capture_to_decision,
+            r.decision_to_write,
+            r.decision_to_edge,
+            if r.realtime && r.refusals > 0 {
+                " (real-time settings were refused: normal scheduling)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs the rig for `seconds` (recording into `dir`) and returns its summary.
 fn closed_loop_run(
     loaded: &LoadedConfig,

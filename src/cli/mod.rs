@@ -65,6 +65,10 @@ enum Command {
         /// Print as JSON.
         #[arg(long)]
         json: bool,
+        /// Only the real-time comparison: the closed loop under load with `[realtime]` off and
+        /// on, alternating (2 rounds of 30 s each; 1 round of 10 s with --quick).
+        #[arg(long)]
+        realtime: bool,
     },
     /// Re-run a configured model over the frames of a recorded session (as it runs live: same
     /// preprocessing, recurrent state carried) and print its raw and decoded outputs as JSON.
@@ -125,6 +129,13 @@ pub fn main() -> ExitCode {
             quick,
             json,
             config,
+            realtime: true,
+        } => bench::realtime(quick, json, config.as_deref()),
+        Command::Bench {
+            quick,
+            json,
+            config,
+            realtime: false,
         } => bench::bench(quick, json, config.as_deref()),
         Command::Predict {
             config,

@@ -12,6 +12,7 @@ pub mod model;
 pub mod names;
 pub mod output;
 pub mod ranges;
+pub mod realtime;
 mod reparse;
 pub mod rule;
 pub mod signal;
@@ -67,6 +68,9 @@ pub struct RigConfig {
     /// How `behavd serve` keeps the rig between sessions and watches its threads.
     #[serde(default)]
     pub daemon: daemon::DaemonConfig,
+    /// Real-time scheduling of the data-plane threads.
+    #[serde(default)]
+    pub realtime: realtime::RealtimeConfig,
 }
 
 /// `[inference]`: where ONNX Runtime comes from.

@@ -101,6 +101,7 @@ impl RigConfig {
         super::ranges::check(self, &mut p);
         super::stim_check::check(self, &mut p);
         super::daemon::check(self, &mut p);
+        super::realtime::check(self, &mut p);
         p.finish()
     }
 

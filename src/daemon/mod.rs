@@ -2,6 +2,7 @@
 //! The data plane (src/pipeline, src/source, src/infer, src/rules, src/stim, src/record) never
 //! imports this module.
 
+pub mod metrics;
 pub mod systemd;
 pub mod systemd_hooks;
 pub mod watchdog;

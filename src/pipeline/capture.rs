@@ -88,6 +88,7 @@ pub enum CaptureEnd {
 impl CaptureLoop {
     /// Runs until `stop` is set or the device fails for good.
     pub fn run(mut self) -> CaptureEnd {
+        crate::realtime::enter(crate::realtime::Role::Capture);
         let info = self.source.info().clone();
         let mut scratch = vec![0u8; info.geometry.frame_bytes()];
         let mut counter = CounterUnwrapper::new(info.counter_bits);
@@ -202,6 +203,12 @@ impl CaptureLoop {
                     );
                 }
             }
+            let capacity = self.recorder.buffer().capacity();
+            self.stats.live().frame(
+                crate::clock::monotonic_ns(),
+                capacity - self.recorder.slots(),
+                capacity,
+            );
         };
         self.controls.close();
         for gap in [pool_run.take(), behind_run.take()].into_iter().flatten() {

@@ -31,6 +31,10 @@ pub use super::plan::{ClosedLoopPlan, Feed, PlanError, Producer};
 pub struct ProducerStats {
     /// Producer name.
     pub name: String,
+    /// The stream its frames come from.
+    pub stream: String,
+    /// "model" or "signal".
+    pub kind: &'static str,
     /// Counters.
     pub stats: Arc<WorkerStats>,
     /// Records the recorder could not take.
@@ -53,6 +57,7 @@ pub struct ClosedLoop {
     pub rule_names: Vec<String>,
     /// The link counters and the triggers sent when the session began.
     session_base: Option<(Vec<Option<crate::stim::link::LinkStats>>, u64)>,
+    rules_telemetry: Option<Arc<crate::telemetry::RulesTelemetry>>,
 }
 
 /// What the closed loop hands the recorder.
@@ -162,6 +167,11 @@ impl ClosedLoop {
             }
             stats.push(ProducerStats {
                 name: p.name.clone(),
+                stream: p.stream.clone(),
+                kind: match p.engine {
+                    Engine::Model(..) => "model",
+                    Engine::Signals(_) => "signal",
+                },
                 stats: Arc::clone(&worker_stats),
                 lost_to_recorder: Arc::clone(&lost),
             });
@@ -236,6 +246,7 @@ impl ClosedLoop {
             workers.push((name, handle));
         }
         let (mut rules_handle, mut output_threads, mut triggers) = (None, None, None);
+        let mut rules_telemetry = None;
         if let Some(rules) = plan.rules {
             let mut rule_rows: Vec<RuleRow> = (0..rules.len())
                 .map(|r| RuleRow {
@@ -261,7 +272,14 @@ impl ClosedLoop {
                 events,
                 devices: started.devices,
             });
+            let telemetry = Arc::new(crate::telemetry::RulesTelemetry::new(
+                (0..rules.len())
+                    .map(|r| rules.name(r).to_string())
+                    .collect(),
+            ));
+            rules_telemetry = Some(Arc::clone(&telemetry));
             let worker = RulesWorker {
+                telemetry,
                 slot_count: plan.variables.slot_count(),
                 rules,
                 inputs: rule_inputs,
@@ -291,6 +309,7 @@ impl ClosedLoop {
                 arming,
                 rule_names,
                 session_base: None,
+                rules_telemetry,
             },
             LoopRecording { outputs, triggers },
         ))
@@ -301,6 +320,19 @@ impl ClosedLoop {
         self.outputs
             .as_ref()
             .map_or_else(Vec::new, |o| o.pulses.clone())
+    }
+
+    /// Adds the producers', the rules' and the outputs' live counters to `telemetry`.
+    pub fn register_telemetry(&self, telemetry: &mut crate::telemetry::Telemetry) {
+        for p in &self.stats {
+            telemetry.add_producer(&p.name, &p.stream, p.kind, &p.stats);
+        }
+        if let Some(r) = &self.rules_telemetry {
+            telemetry.set_rules(r);
+        }
+        if let Some(o) = &self.outputs {
+            o.register_telemetry(telemetry);
+        }
     }
 
     /// Triggers handed to an output so far.

@@ -95,6 +95,8 @@ pub struct RulesWorker {
     pub gate: Arc<SessionGate>,
     /// This thread's progress mark.
     pub heartbeat: Arc<Heartbeat>,
+    /// Live firings per rule and capture → decision.
+    pub telemetry: Arc<crate::telemetry::RulesTelemetry>,
 }
 
 fn counters_sub(a: RuleCounters, b: RuleCounters) -> RuleCounters {
@@ -122,6 +124,7 @@ fn counters_add(a: RuleCounters, b: RuleCounters) -> RuleCounters {
 impl RulesWorker {
     /// Runs until stopped and the rings are empty.
     pub fn run(mut self) -> RulesReport {
+        crate::realtime::enter(crate::realtime::Role::Rules);
         self.waker.register();
         let h = || Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("valid bounds");
         let mut report = RulesReport {
@@ -196,6 +199,7 @@ impl RulesWorker {
                     let scores = &mut scores;
                     let expect = &expect;
                     let arming = &self.arming;
+                    let telemetry = &self.telemetry;
                     self.rules
                         .update_clock(input.group, &slots, record.capture_ns, |fire| {
                             let decision_ns = monotonic_ns();
@@ -234,6 +238,8 @@ impl RulesWorker {
                             let _ = report
                                 .capture_to_decision
                                 .record(decision_ns.saturating_sub(record.capture_ns));
+                            telemetry
+                                .fired(fire.rule, decision_ns.saturating_sub(record.capture_ns));
                             let _ = report.overhead.record(
                                 (decision_ns.saturating_sub(record.end_ns)
                                     + (record.run_ns - record.start_ns))
@@ -273,10 +279,14 @@ impl RulesWorker {
                                 Some(out) => {
                                     if out.ring.push(trigger).is_err() {
                                         report.triggers_lost += 1;
+                                        telemetry.triggers_lost.fetch_add(1, Ordering::Relaxed);
                                     }
                                     out.wake.wake();
                                 }
-                                None => report.triggers_lost += 1,
+                                None => {
+                                    report.triggers_lost += 1;
+                                    telemetry.triggers_lost.fetch_add(1, Ordering::Relaxed);
+                                }
                             }
                         });
                     if outside {

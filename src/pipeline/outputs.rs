@@ -310,6 +310,14 @@ fn spawn_outputs(
 }
 
 impl OutputThreads {
+    /// Adds every output's live counters to `telemetry`.
+    pub fn register_telemetry(&self, telemetry: &mut crate::telemetry::Telemetry) {
+        for r in &self.handles {
+            telemetry.add_output(&r.name, r.stats.as_ref());
+        }
+        telemetry.set_triggers_sent(&self.sent);
+    }
+
     /// Waits until every serial link is connected or its startup wait has passed. A required
     /// output that is not connected by then is an error naming the output, its port and why;
     /// an optional one is warned about and marked down at start. Returns the file's devices.

@@ -129,6 +129,11 @@ impl RunningSession {
         self.engine.controls()
     }
 
+    /// The live counters and latency histograms of every data-plane thread.
+    pub fn telemetry(&self) -> &Arc<crate::telemetry::Telemetry> {
+        self.engine.telemetry()
+    }
+
     /// Live counters of the models and signal groups: name, frames processed, frames skipped.
     pub fn live_loop_stats(&self) -> impl Iterator<Item = (&str, u64, u64)> {
         self.engine.live_loop_stats()

@@ -72,6 +72,10 @@ pub struct WorkerStats {
     pub errors: AtomicU64,
     /// processed, skipped, resets, errors when the session began.
     baseline: [AtomicU64; 4],
+    /// Session run + decode (a model) or the ROI update (a signal group), live.
+    pub inference: crate::telemetry::AtomicHistogram,
+    /// Frame capture → decoded output, live.
+    pub capture_to_output: crate::telemetry::AtomicHistogram,
 }
 
 /// A worker's counters over the session.
@@ -213,6 +217,7 @@ fn truth_of(frame: &Frame) -> i8 {
 impl ModelWorker {
     /// Runs until the stop flag is set; returns the timing distributions.
     pub fn run(mut self) -> WorkerTimings {
+        crate::realtime::enter(crate::realtime::Role::Inference);
         let mut timings = WorkerTimings::new();
         let mut record = OutputRecord::default();
         let mut last: Option<(u64, u64)> = None; // (index, device counter)
@@ -303,6 +308,11 @@ impl ModelWorker {
             let _ = timings
                 .capture_to_output
                 .record(record.end_ns.saturating_sub(record.capture_ns));
+            let stats = &self.out.stats;
+            stats.inference.record(record.end_ns - run_ns);
+            stats
+                .capture_to_output
+                .record(record.end_ns.saturating_sub(record.capture_ns));
             self.out.stats.processed.fetch_add(1, Ordering::Relaxed);
             self.out.send(&record);
         }
@@ -325,6 +335,7 @@ pub struct SignalWorker {
 impl SignalWorker {
     /// Runs until the stop flag is set.
     pub fn run(mut self) -> WorkerTimings {
+        crate::realtime::enter(crate::realtime::Role::Inference);
         let mut timings = WorkerTimings::new();
         let mut record = OutputRecord::default();
         let mut last: Option<(u64, u64)> = None;
@@ -373,6 +384,11 @@ impl SignalWorker {
             record.truth = truth_of(&frame);
             let _ = timings.inference.record(record.end_ns - start_ns);
             let _ = timings
+                .capture_to_output
+                .record(record.end_ns.saturating_sub(record.capture_ns));
+            let stats = &self.out.stats;
+            stats.inference.record(record.end_ns - start_ns);
+            stats
                 .capture_to_output
                 .record(record.end_ns.saturating_sub(record.capture_ns));
             self.out.stats.processed.fetch_add(1, Ordering::Relaxed);

@@ -90,6 +90,7 @@ impl Drop for CompressorPool {
 }
 
 fn worker(jobs: Receiver<CompressJob>, results: Sender<CompressedChunk>) {
+    crate::realtime::enter(crate::realtime::Role::Recorder);
     let mut transposed = Vec::new();
     let mut level = 1u8;
     let mut deflate = Compress::new(Compression::new(level.into()), true);

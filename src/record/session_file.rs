@@ -158,6 +158,7 @@ impl Session {
             controls: setup.controls.zip(c.controls),
             events: None,
             heartbeat: None,
+            telemetry: std::sync::Arc::default(),
         }
     }
 }

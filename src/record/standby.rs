@@ -114,6 +114,8 @@ pub struct StandbySetup {
     pub last_connected: Vec<Option<LinkEvent>>,
     /// Changes made through the live controls, for each session's `acquisition/ControlChanges`.
     pub controls: Option<Arc<super::control_log::ControlLog>>,
+    /// The recorder's live flush counters (kept across standby and the session).
+    pub telemetry: Arc<crate::telemetry::RecorderTelemetry>,
 }
 
 /// What `begin` hands the recorder: the session's file and metadata.
@@ -142,6 +144,7 @@ pub struct StandbyRecorder {
     commands: crossbeam_channel::Sender<Begin>,
     failed: Arc<AtomicBool>,
     failure: Arc<OnceLock<String>>,
+    telemetry: Arc<crate::telemetry::RecorderTelemetry>,
 }
 
 impl StandbyRecorder {
@@ -151,6 +154,7 @@ impl StandbyRecorder {
         let failed = Arc::new(AtomicBool::new(false));
         let failure = Arc::new(OnceLock::new());
         let (flag, text) = (Arc::clone(&failed), Arc::clone(&failure));
+        let telemetry = Arc::clone(&setup.telemetry);
         let handle = std::thread::Builder::new()
             .name("recorder".into())
             .spawn(move || run(setup, &rx, &flag, &text))?;
@@ -159,7 +163,13 @@ impl StandbyRecorder {
             commands: tx,
             failed,
             failure,
+            telemetry,
         })
+    }
+
+    /// The recorder's live flush counters.
+    pub fn telemetry(&self) -> &Arc<crate::telemetry::RecorderTelemetry> {
+        &self.telemetry
     }
 
     /// Creates the session file and starts recording; returns once the file exists (or could
@@ -199,6 +209,7 @@ fn run(
     failed: &AtomicBool,
     failure: &OnceLock<String>,
 ) -> Result<Option<RecordingReport>, RecordError> {
+    crate::realtime::enter(crate::realtime::Role::Recorder);
     loop {
         s.heartbeat.beat();
         if let Ok((begin, reply)) = commands.try_recv() {
@@ -246,6 +257,7 @@ fn start_session(
         events,
         last_connected,
         controls,
+        telemetry,
     } = s;
     if let (Some(t), Some(devices)) = (&mut triggers, begin.devices) {
         t.devices = devices;
@@ -267,6 +279,7 @@ fn start_session(
         Ok(mut session) => {
             session.events = Some(events);
             session.heartbeat = Some(heartbeat);
+            session.telemetry = telemetry;
             // When each link that is up now connected (before the session: a negative time).
             for e in last_connected.iter().flatten() {
                 session.record_link_event(e);
@@ -289,6 +302,7 @@ fn start_session(
                     events,
                     last_connected,
                     controls: setup.controls,
+                    telemetry,
                 }),
             ))
         }

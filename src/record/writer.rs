@@ -23,6 +23,7 @@ use super::trigger_tables::{LinkEventTable, TriggerTable};
 use super::{RecordError, RecorderSetup, StreamSetup};
 use crate::clock::SessionClock;
 use crate::stats::DropCause;
+use crate::telemetry::RecorderTelemetry;
 
 /// Chunks one stream may have in the compression pool at once.
 pub(super) const IN_FLIGHT_PER_STREAM: usize = 16;
@@ -52,6 +53,7 @@ const FRAMES_PER_PASS: usize = 8;
 pub struct Recorder {
     handle: JoinHandle<Result<RecordingReport, RecordError>>,
     failed: Arc<AtomicBool>,
+    telemetry: Arc<RecorderTelemetry>,
 }
 
 impl Recorder {
@@ -61,11 +63,17 @@ impl Recorder {
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
         let failed = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&failed);
+        let telemetry = Arc::new(RecorderTelemetry::default());
+        let flushes = Arc::clone(&telemetry);
         let handle = std::thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || run(setup, ready_tx, &flag))?;
+            .spawn(move || run(setup, ready_tx, &flag, flushes))?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Self { handle, failed }),
+            Ok(Ok(())) => Ok(Self {
+                handle,
+                failed,
+                telemetry,
+            }),
             Ok(Err(())) | Err(_) => Err(handle
                 .join()
                 .expect("recorder thread panicked")
@@ -76,6 +84,11 @@ impl Recorder {
     /// Whether the writer thread has ended (before every producer is gone, that means it failed).
     pub fn is_finished(&self) -> bool {
         self.handle.is_finished()
+    }
+
+    /// The recorder's live flush counters.
+    pub fn telemetry(&self) -> &Arc<RecorderTelemetry> {
+        &self.telemetry
     }
 
     /// Whether a write failed (set at once; the thread then closes the file and ends).
@@ -116,15 +129,19 @@ pub(super) struct Session {
     /// The recorder thread's progress mark.
     pub(super) heartbeat: Option<Arc<crate::heartbeat::Heartbeat>>,
     pub(super) controls: Option<(Arc<ControlLog>, ControlTable)>,
+    pub(super) telemetry: Arc<RecorderTelemetry>,
 }
 
 fn run(
     setup: RecorderSetup,
     ready: crossbeam_channel::Sender<Result<(), ()>>,
     failed: &AtomicBool,
+    telemetry: Arc<RecorderTelemetry>,
 ) -> Result<RecordingReport, RecordError> {
+    crate::realtime::enter(crate::realtime::Role::Recorder);
     let mut session = match open(setup) {
-        Ok(s) => {
+        Ok(mut s) => {
+            s.telemetry = telemetry;
             let _ = ready.send(Ok(()));
             s
         }
@@ -446,7 +463,11 @@ impl Session {
     }
 
     fn flush(&mut self) -> Result<(), RecordError> {
-        self.write_everything(false)
+        let start_ns = crate::clock::monotonic_ns();
+        self.write_everything(false)?;
+        self.telemetry
+            .flushed(start_ns, crate::clock::monotonic_ns());
+        Ok(())
     }
 
     /// After a failed write: stop taking frames, give back the reserved space, and write every

@@ -53,6 +53,7 @@ struct Train {
 
 /// Runs a Firmata link until stopped. `link.channels` holds the Arduino pin of each channel.
 pub fn run_firmata(link: Link) -> LinkReport {
+    crate::realtime::enter(crate::realtime::Role::Link);
     FirmataRun::new(link).run()
 }
 
@@ -359,6 +360,7 @@ impl FirmataRun {
     fn sent(&mut self, r: &TriggerRecord) {
         let latency = r.sent_ns.saturating_sub(r.decision_ns).max(1);
         let _ = self.report.decision_to_write.record(latency);
+        self.link.stats.telemetry.decision_to_write.record(latency);
         self.link.stats.sent.fetch_add(1, Ordering::Relaxed);
         if let Some(live) = &self.link.live_sent {
             live.fetch_add(1, Ordering::Relaxed);

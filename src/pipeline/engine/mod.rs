@@ -87,6 +87,7 @@ pub struct Engine {
     fps: Mutex<snapshot::FpsState>,
     opened_ns: u64,
     controls: LiveControls,
+    telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 impl Engine {
@@ -104,6 +105,7 @@ impl Engine {
     /// capture, so the file holds every frame from the first; then [`Self::start_capture`].
     pub fn prepare(loaded: &LoadedConfig, options: &EngineOptions) -> Result<Self> {
         let config = &loaded.config;
+        crate::realtime::install(&config.realtime);
         // The frame pools' memory, against the machine's, before anything is allocated.
         crate::config::memory::PoolBudget::of(config)
             .check()
@@ -239,6 +241,7 @@ impl Engine {
             },
             last_connected: vec![None; links],
             controls: Some(control_log),
+            telemetry: Arc::default(),
         });
         let recorder = match recorder {
             Ok(r) => r,
@@ -249,7 +252,14 @@ impl Engine {
             }
         };
         let n = stats.len();
+        let mut telemetry = crate::telemetry::Telemetry::new(monotonic_ns());
+        for (name, s) in stream_names.iter().zip(&stats) {
+            telemetry.add_stream(name, s);
+        }
+        closed_loop.register_telemetry(&mut telemetry);
+        telemetry.set_recorder(recorder.telemetry());
         Ok(Self {
+            telemetry: Arc::new(telemetry),
             config: config.clone(),
             output_dir,
             gate,
@@ -310,6 +320,11 @@ impl Engine {
     /// change while a session records lands in its `acquisition/ControlChanges`.
     pub fn controls(&self) -> LiveControls {
         self.controls.clone()
+    }
+
+    /// The live counters and latency histograms of every data-plane thread.
+    pub fn telemetry(&self) -> &Arc<crate::telemetry::Telemetry> {
+        &self.telemetry
     }
 
     /// Whether a session is being recorded.

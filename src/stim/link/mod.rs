@@ -150,6 +150,7 @@ enum Port {
 impl Link {
     /// Runs until stopped; returns the clock-fit quality and latency distributions.
     pub fn run(mut self) -> LinkReport {
+        crate::realtime::enter(crate::realtime::Role::Link);
         let h = || {
             hdrhistogram::Histogram::<u64>::new_with_bounds(1, 600_000_000_000, 3)
                 .expect("valid bounds")
@@ -294,6 +295,10 @@ impl Link {
                 let _ = report
                     .decision_to_write
                     .record(cmd.sent_ns.saturating_sub(cmd.decision_ns).max(1));
+                self.stats
+                    .telemetry
+                    .decision_to_write
+                    .record(cmd.sent_ns.saturating_sub(cmd.decision_ns));
                 last_tx_ns = cmd.sent_ns;
                 cmd.status = TriggerStatus::Sent as u8;
                 self.stats.sent.fetch_add(1, Ordering::Relaxed);
@@ -454,6 +459,12 @@ impl Link {
                             if let Some((device_us, rtt)) = pong_rtt {
                                 let accepted = self.stats.sync_samples.load(Ordering::Relaxed)
                                     > accepted_before;
+                                self.stats.telemetry.round_trip.record(rtt);
+                                if accepted {
+                                    self.stats
+                                        .telemetry
+                                        .set_residual_us(fit.quality().residual_us);
+                                }
                                 self.event(
                                     LinkEventKind::ClockSync,
                                     t_recv.saturating_sub(rtt / 2),
@@ -519,6 +530,7 @@ impl Link {
     fn went_down(&self) {
         self.stats.up.store(false, Ordering::Release);
         self.stats.disconnects.fetch_add(1, Ordering::Relaxed);
+        self.stats.telemetry.set_residual_us(f64::NAN);
     }
 
     /// A refusal that matches no outstanding command: counted and logged (debug; the summary

@@ -44,6 +44,8 @@ pub struct LinkStats {
     pub cut_by_stop: AtomicU64,
     /// Whether the link is connected now.
     pub up: AtomicBool,
+    /// Live timing: decision → write, ping round trips, clock residual.
+    pub telemetry: crate::telemetry::LinkTelemetry,
     /// What the link knows about its device; written only when connecting (never per command).
     pub info: std::sync::Mutex<LinkInfo>,
 }
@@ -105,6 +107,7 @@ impl LinkStats {
             nack_reasons: std::array::from_fn(|i| c(&self.nack_reasons[i])),
             disconnects: c(&self.disconnects),
             cut_by_stop: c(&self.cut_by_stop),
+            telemetry: Default::default(),
             up: AtomicBool::new(false),
             info: std::sync::Mutex::default(),
         }
