@@ -1,8 +1,11 @@
 //! Command-line interface: argument parsing, logging set-up and the subcommands.
 
 mod bench;
+mod bench_api;
 mod check;
 mod check_words;
+mod ctl;
+mod ctl_print;
 mod devices;
 mod inspect;
 mod predict;
@@ -56,6 +59,9 @@ enum Command {
     /// Measure this machine: synthetic frame cost, ring handoff latency, recorder throughput
     /// per compression setting (p50/p99/max, MB/s).
     Bench {
+        /// A single benchmark instead of the whole set.
+        #[command(subcommand)]
+        what: Option<BenchWhat>,
         /// Fewer samples (a few seconds instead of about a minute).
         #[arg(long)]
         quick: bool,
@@ -96,10 +102,59 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run as a service: load the rig, then keep it idle / live / recording as the control API
+    /// (a Unix socket, optional TCP) asks; see docs/service.md. SIGTERM, SIGINT or SIGHUP end a
+    /// running session cleanly (file finalized) and exit 0; a second one aborts (status 130).
+    Serve {
+        /// Rig config (TOML). Default: the built-in demo rig (config/demo.toml).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Unix socket of the API (overrides [daemon] socket; default /run/behavd/behavd.sock).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// Also listen on TCP HOST:PORT (overrides [daemon] listen; a non-loopback address
+        /// needs [daemon] token_file).
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Option<String>,
+        /// Directory for session files (overrides [recording] output_dir).
+        #[arg(short, long, value_name = "DIR")]
+        output: Option<PathBuf>,
+    },
+    /// Talk to a running `behavd serve`: status, start, stop, note, sessions, set, arm, disarm,
+    /// pulse, watch, config. Exit status: 0 done, 1 error, 2 usage, 4 refused by the daemon
+    /// (4xx), 5 daemon unreachable.
+    Ctl {
+        #[command(flatten)]
+        connection: ctl::Connection,
+        #[command(subcommand)]
+        command: ctl::CtlCommand,
+    },
     /// Show what a session file holds: streams, frame counts, duration, frame rate, gaps, metadata.
     Inspect {
         /// The session file (.nwb).
         file: PathBuf,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The benchmarks `behavd bench` can run alone.
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// The control plane under load: two sessions of `behavd serve` on the rig, one quiet and
+    /// one during a burst of status requests; frame drops and capture → decision percentiles of
+    /// each, and the requests' latency.
+    ApiLoad {
+        /// Rig config (default: the demo rig).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Status requests per second.
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+        /// Seconds of burst (each session lasts 2 s longer).
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
         /// Print as JSON.
         #[arg(long)]
         json: bool,
@@ -112,7 +167,8 @@ pub fn main() -> ExitCode {
     behavd::logging::init();
     // `run` keeps SIGPIPE ignored while it records (a closed stderr must not kill a session)
     // and makes it quiet once the file is finalized.
-    if !matches!(cli.command, Command::Run { .. }) {
+    // `serve` keeps it ignored too: a client that hangs up must not kill the daemon.
+    if !matches!(cli.command, Command::Run { .. } | Command::Serve { .. }) {
         quiet_broken_pipe();
     }
     let result = match cli.command {
@@ -123,15 +179,49 @@ pub fn main() -> ExitCode {
             json,
         } => run::run(config.as_deref(), duration, output, json),
         Command::Check { config, json } => check::check(&config, json),
+        Command::Serve {
+            config,
+            socket,
+            listen,
+            output,
+        } => behavd::daemon::systemd_hooks::SystemdHooks::from_env()
+            .and_then(|hooks| {
+                behavd::daemon::serve(
+                    behavd::daemon::ServeOptions {
+                        config,
+                        socket,
+                        listen,
+                        output,
+                    },
+                    std::sync::Arc::new(hooks),
+                )
+            })
+            .map(|()| ExitCode::SUCCESS),
+        Command::Ctl {
+            connection,
+            command,
+        } => Ok(ctl::ctl(connection, command)),
         Command::Inspect { file, json } => inspect::inspect(&file, json),
         Command::Devices { json } => devices::devices(json),
         Command::Bench {
+            what:
+                Some(BenchWhat::ApiLoad {
+                    config,
+                    rate,
+                    seconds,
+                    json,
+                }),
+            ..
+        } => bench_api::api_load(config.as_deref(), rate, seconds, json),
+        Command::Bench {
+            what: None,
             quick,
             json,
             config,
             realtime: true,
         } => bench::realtime(quick, json, config.as_deref()),
         Command::Bench {
+            what: None,
             quick,
             json,
             config,

@@ -2,6 +2,8 @@
 //! fits of device clocks (stimulator microcontrollers) onto it.
 
 pub mod device_fit;
+mod gate;
+pub use gate::SessionGate;
 
 /// Current CLOCK_MONOTONIC time in nanoseconds (the clock V4L2 buffer timestamps use).
 pub fn monotonic_ns() -> u64 {

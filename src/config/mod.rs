@@ -65,7 +65,8 @@ pub struct RigConfig {
     /// Stimulators the rules' triggers go to. Every rule's `trigger.output` must name one.
     #[serde(default)]
     pub output: Vec<OutputConfig>,
-    /// How `behavd serve` keeps the rig between sessions and watches its threads.
+    /// `behavd serve`: its control API, how it keeps the rig between sessions and watches
+    /// its threads.
     #[serde(default)]
     pub daemon: daemon::DaemonConfig,
     /// Real-time scheduling of the data-plane threads.

@@ -1,7 +1,8 @@
 //! What `behavd serve` tells systemd about itself, in one place: `READY=1` once the rig is
 //! loaded and the API listens, `STATUS=` each time the one-line status changes, `STOPPING=1`
 //! when it shuts down, and — when the unit has `WatchdogSec=` — the watchdog supervisor
-//! ([`Watchdog`]) over the heartbeats of the engine that is open.
+//! ([`Watchdog`]) over the heartbeats of the engine that is open. It is the
+//! [`ServiceHooks`] `behavd serve` runs with.
 //!
 //! Outside systemd (no `$NOTIFY_SOCKET`) every call only logs.
 
@@ -10,9 +11,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::daemon::lifecycle::ServiceHooks;
 use crate::daemon::systemd::{self, Notifier};
 use crate::daemon::watchdog::{HeartbeatSource, Watchdog};
-use crate::heartbeat::Heartbeat;
 
 /// The service manager's side of the lifecycle.
 pub struct SystemdHooks {
@@ -71,44 +72,38 @@ impl SystemdHooks {
         self.watchdog.as_ref()
     }
 
-    /// `READY=1`: the rig is loaded and the API listens.
-    pub fn ready(&self, status: &str) {
-        tracing::info!(%status, "ready");
-        self.send(|n| n.ready(status));
-    }
-
-    /// `STATUS=`: the one-line status changed.
-    pub fn status(&self, status: &str) {
-        self.send(|n| n.status(status));
-    }
-
-    /// `STOPPING=1`: the daemon is stopping (the session, if any, is being finalized).
-    pub fn stopping(&self) {
-        tracing::info!("stopping");
-        self.send(|n| n.stopping("stopping: finalizing the session, closing devices"));
-    }
-
-    /// The data-plane threads to watch from now on: the open engine's heartbeats, or none
-    /// while no engine is open.
-    pub fn heartbeats(&self, beats: Vec<Arc<Heartbeat>>) {
-        if let Some(dog) = &self.watchdog {
-            dog.watch(beats);
-        }
-    }
-
-    /// Where the watchdog reads the heartbeats from now on, at every check (the lifecycle's
-    /// current set).
-    pub fn watch(&self, source: HeartbeatSource) {
-        if let Some(dog) = &self.watchdog {
-            dog.watch_source(source);
-        }
-    }
-
     fn send(&self, f: impl FnOnce(&Notifier) -> Result<(), systemd::NotifyError>) {
         if let Some(n) = &self.notifier
             && let Err(e) = f(n)
         {
             tracing::warn!("{e}");
+        }
+    }
+}
+
+impl ServiceHooks for SystemdHooks {
+    /// `READY=1`: the rig is loaded and the API listens.
+    fn ready(&self, status: &str) {
+        tracing::info!(%status, "ready");
+        self.send(|n| n.ready(status));
+    }
+
+    /// `STATUS=`: the one-line status changed.
+    fn status(&self, status: &str) {
+        self.send(|n| n.status(status));
+    }
+
+    /// `STOPPING=1`: the daemon is stopping (the session, if any, is being finalized).
+    fn stopping(&self) {
+        tracing::info!("stopping");
+        self.send(|n| n.stopping("stopping: finalizing the session, closing devices"));
+    }
+
+    /// Where the watchdog reads the heartbeats from now on, at every check (the lifecycle's
+    /// current set).
+    fn watch(&self, source: HeartbeatSource) {
+        if let Some(dog) = &self.watchdog {
+            dog.watch_source(source);
         }
     }
 }
@@ -119,6 +114,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
+    use crate::heartbeat::Heartbeat;
 
     fn receive(socket: &UnixDatagram) -> String {
         let mut buf = [0u8; 1024];
@@ -154,7 +150,7 @@ mod tests {
 
         // An engine whose rules thread never beats: the pings stop, naming it.
         let stale = Heartbeat::new("rules", Duration::from_millis(1));
-        hooks.heartbeats(vec![stale]);
+        hooks.watch(Arc::new(move || vec![Arc::clone(&stale)]));
         let dog = hooks.watchdog().unwrap();
         let until = Instant::now() + Duration::from_secs(20);
         while dog.state().withheld.is_none() {
@@ -177,7 +173,7 @@ mod tests {
         assert!(hooks.watchdog().is_none());
         hooks.ready("idle");
         hooks.status("live");
-        hooks.heartbeats(Vec::new());
+        hooks.watch(Arc::new(Vec::new));
         hooks.stopping();
     }
 }

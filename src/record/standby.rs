@@ -19,9 +19,9 @@ use super::session_file::open;
 use super::writer::{RecordingReport, Session, record_session};
 use super::{GapRecord, RecordError, RecorderSetup, StreamSetup, TriggerSetup};
 use crate::clock::SessionClock;
+use crate::clock::SessionGate;
 use crate::config::SessionConfig;
 use crate::heartbeat::Heartbeat;
-use crate::pipeline::gate::SessionGate;
 
 /// How long the standby recorder sleeps when every ring is empty.
 const STANDBY_WAIT: Duration = Duration::from_millis(2);

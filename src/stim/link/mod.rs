@@ -100,7 +100,7 @@ pub struct Link {
     pub heartbeat: Option<Arc<crate::heartbeat::Heartbeat>>,
     /// Where the session starts: the latency distributions restart when it begins (None: the
     /// whole run is the session).
-    pub gate: Option<Arc<crate::pipeline::gate::SessionGate>>,
+    pub gate: Option<Arc<crate::clock::SessionGate>>,
     /// Manual test pulses from the control plane (None: this output takes none).
     pub manual: Option<super::manual::ManualInbox>,
 }
