@@ -404,6 +404,7 @@ fn the_unit_under_a_real_systemd_notifies_stops_cleanly_restarts_on_a_wedge_and_
     assert_eq!(get("active1"), "active", "READY reached\n{context}");
     let status_text = read(&out, "status_text.txt").trim().to_owned();
     assert!(!status_text.is_empty(), "a STATUS= line\n{context}");
+    eprintln!("StatusText: {status_text}");
     let systemctl_status = read(&out, "systemctl_status.txt");
     assert!(
         systemctl_status.contains(&format!("Status: \"{status_text}\"")),
@@ -465,19 +466,29 @@ fn the_unit_under_a_real_systemd_notifies_stops_cleanly_restarts_on_a_wedge_and_
         .filter(|e| e["SYSLOG_IDENTIFIER"] == "behavd")
         .collect();
     assert!(!from_behavd.is_empty(), "behavd's entries:\n{journal_text}");
-    let watchdog = from_behavd
-        .iter()
-        .find(|e| e["THREAD"] == "rules" && e["PRIORITY"] == "3")
-        .unwrap_or_else(|| panic!("the watchdog's error with THREAD=rules:\n{journal_text}"));
+    // The watchdog's error names the wedged thread in a field of its own.
+    let watchdog = from_behavd.iter().find(|e| {
+        e["THREAD"] == "rules"
+            && e["PRIORITY"] == "3"
+            && e["TARGET"] == "behavd::daemon::watchdog"
+            && e["MESSAGE"]
+                .as_str()
+                .is_some_and(|m| m.contains("no progress"))
+    });
     assert!(
-        watchdog["MESSAGE"]
-            .as_str()
-            .unwrap()
-            .contains("no progress"),
-        "{watchdog}"
+        watchdog.is_some(),
+        "the watchdog's error with THREAD=rules:\n{journal_text}"
+    );
+    let start1: serde_json::Value = serde_json::from_str(&read(&out, "start1.json")).unwrap();
+    let session = start1["name"]
+        .as_str()
+        .expect("the start answer names the session");
+    assert!(
+        from_behavd.iter().any(|e| e["SESSION"] == session),
+        "an entry with SESSION={session}:\n{journal_text}"
     );
     assert!(
-        from_behavd.iter().any(|e| e["SESSION"].is_string()),
-        "an entry with a SESSION field:\n{journal_text}"
+        from_behavd.iter().any(|e| e["OUTPUT"] == "stim"),
+        "an entry with OUTPUT=stim:\n{journal_text}"
     );
 }
