@@ -3,7 +3,8 @@
 #   scripts/setup.sh          system packages + the ONNX Runtime library (for running behavd)
 #   scripts/setup.sh --test   the same + a Python venv (.venv) with the NWB readers the tests use,
 #                             the stimulator firmware + simavr harness (firmware-interface/), and
-#                             the QEMU + vivid guest of the V4L2 tests (tests/vm/prepare.sh)
+#                             the QEMU + vivid guest of the V4L2 tests (tests/vm/prepare.sh) and
+#                             systemd-nspawn for the service tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,9 @@ if [ "$want_test_env" = 1 ]; then
   packages+=(qemu-system-x86 v4l-utils kmod cpio)
   # promtool (Prometheus' own checker) for the /metrics exposition test.
   packages+=(prometheus)
+  # The service tests boot the machine's own systemd as PID 1 of a container (systemd-nspawn)
+  # and parse the udev rules with udevadm.
+  packages+=(systemd-container udev)
 fi
 missing=()
 for p in "${packages[@]}"; do

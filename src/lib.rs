@@ -14,6 +14,7 @@ pub mod frame;
 pub mod fsutil;
 pub mod heartbeat;
 pub mod infer;
+pub mod logging;
 pub mod pipeline;
 pub mod realtime;
 pub mod record;

@@ -20,7 +20,7 @@ const OUTSIDE_REFERENCES: [&str; 10] = [
 ];
 
 /// Folders and files whose text is checked.
-const CHECKED: [&str; 9] = [
+const CHECKED: [&str; 10] = [
     "README.md",
     "BENCHMARKS.md",
     "docs",
@@ -30,6 +30,7 @@ const CHECKED: [&str; 9] = [
     "scripts",
     "config",
     "firmware-interface",
+    "packaging",
 ];
 
 fn root() -> PathBuf {

@@ -13,7 +13,6 @@ mod progress;
 mod run;
 mod signals;
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -165,7 +164,7 @@ enum BenchWhat {
 /// Parses arguments, sets up logging and runs the subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    behavd::logging::init();
     // `run` keeps SIGPIPE ignored while it records (a closed stderr must not kill a session)
     // and makes it quiet once the file is finalized.
     // `serve` keeps it ignored too: a client that hangs up must not kill the daemon.
@@ -185,16 +184,19 @@ pub fn main() -> ExitCode {
             socket,
             listen,
             output,
-        } => behavd::daemon::serve(
-            behavd::daemon::ServeOptions {
-                config,
-                socket,
-                listen,
-                output,
-            },
-            std::sync::Arc::new(behavd::daemon::lifecycle::LogHooks),
-        )
-        .map(|()| ExitCode::SUCCESS),
+        } => behavd::daemon::systemd_hooks::SystemdHooks::from_env()
+            .and_then(|hooks| {
+                behavd::daemon::serve(
+                    behavd::daemon::ServeOptions {
+                        config,
+                        socket,
+                        listen,
+                        output,
+                    },
+                    std::sync::Arc::new(hooks),
+                )
+            })
+            .map(|()| ExitCode::SUCCESS),
         Command::Ctl {
             connection,
             command,
@@ -251,14 +253,4 @@ fn quiet_broken_pipe() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,ort=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }

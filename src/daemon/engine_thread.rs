@@ -135,7 +135,7 @@ impl EngineThread {
         let engine = self.engine.as_mut().expect("opened");
         match engine.begin(request) {
             Ok(started) => {
-                tracing::info!(path = %started.path.display(), %origin, "session started");
+                tracing::info!(session = %started.name, path = %started.path.display(), %origin, "session started");
                 *lock(&self.shared.controls) = Some(engine.controls());
                 self.shared.events.publish(
                     "session_started",

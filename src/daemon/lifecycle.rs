@@ -69,6 +69,9 @@ pub trait ServiceHooks: Send + Sync {
     fn status(&self, _status: &str) {}
     /// The daemon is stopping (the session, if any, is being finalized).
     fn stopping(&self) {}
+    /// Where the service watchdog reads the data-plane heartbeats to check
+    /// ([`Lifecycle::heartbeats`]); given once, when the lifecycle has started.
+    fn watch(&self, _source: crate::daemon::watchdog::HeartbeatSource) {}
 }
 
 /// Hooks that only log.

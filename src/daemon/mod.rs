@@ -15,6 +15,9 @@ pub mod lifecycle;
 pub mod listen;
 pub mod metrics;
 pub mod requests;
+pub mod systemd;
+pub mod systemd_hooks;
+pub mod watchdog;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -118,8 +121,13 @@ async fn run(
             output_dir: output,
             cancel: Some(Arc::clone(&cancel)),
         },
-        hooks,
+        Arc::clone(&hooks),
     )?;
+    // The service watchdog checks the open engine's heartbeats (none while idle).
+    hooks.watch(Arc::new({
+        let lifecycle = Arc::clone(&lifecycle);
+        move || lifecycle.heartbeats()
+    }));
 
     let (close_tx, close_rx) = tokio::sync::watch::channel(false);
     let closed = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
