@@ -16,7 +16,7 @@ use crate::clock::monotonic_ns;
 use crate::frame::Behavior;
 use crate::heartbeat::Heartbeat;
 use crate::record::loop_records::{OutputRecord, TriggerRecord};
-use crate::rules::{RuleCounters, RuleSet};
+use crate::rules::{RuleCounters, RuleSet, TriggerCommand};
 
 /// One producer's ring into the rules thread.
 pub struct RuleInput {
@@ -97,6 +97,26 @@ pub struct RulesWorker {
     pub heartbeat: Arc<Heartbeat>,
     /// Live firings per rule and capture → decision.
     pub telemetry: Arc<crate::telemetry::RulesTelemetry>,
+}
+
+/// The trigger row of a fire: the command, the frame's times and the decision time (sent and
+/// acknowledged later by the link).
+fn trigger_record(c: &TriggerCommand, record: &OutputRecord, decision_ns: u64) -> TriggerRecord {
+    TriggerRecord {
+        rule: c.rule,
+        output: c.output.min(u8::MAX as u16) as u8,
+        channel: c.channel,
+        pulse_width_ns: c.pulse_width_ns,
+        pulses: c.pulses,
+        period_ns: c.period_ns,
+        frame_index: record.frame_index,
+        capture_ns: record.capture_ns,
+        infer_start_ns: record.start_ns,
+        infer_end_ns: record.end_ns,
+        decision_ns,
+        truth: record.truth,
+        ..TriggerRecord::default()
+    }
 }
 
 fn counters_sub(a: RuleCounters, b: RuleCounters) -> RuleCounters {
@@ -215,22 +235,7 @@ impl RulesWorker {
                                 // Sent (the stimulator does not wait for sessions), but its
                                 // row and figures belong to no session.
                                 if let Some(out) = outputs.get_mut(c.output as usize) {
-                                    let trigger = TriggerRecord {
-                                        rule: c.rule,
-                                        output: c.output.min(u8::MAX as u16) as u8,
-                                        channel: c.channel,
-                                        pulse_width_ns: c.pulse_width_ns,
-                                        pulses: c.pulses,
-                                        period_ns: c.period_ns,
-                                        frame_index: record.frame_index,
-                                        capture_ns: record.capture_ns,
-                                        infer_start_ns: record.start_ns,
-                                        infer_end_ns: record.end_ns,
-                                        decision_ns,
-                                        truth: record.truth,
-                                        ..TriggerRecord::default()
-                                    };
-                                    let _ = out.ring.push(trigger);
+                                    let _ = out.ring.push(trigger_record(&c, &record, decision_ns));
                                     out.wake.wake();
                                 }
                                 return;
@@ -259,22 +264,7 @@ impl RulesWorker {
                                     score.false_positives += 1;
                                 }
                             }
-                            let trigger = TriggerRecord {
-                                rule: c.rule,
-                                output: c.output.min(u8::MAX as u16) as u8,
-                                channel: c.channel,
-                                pulse_width_ns: c.pulse_width_ns,
-                                pulses: c.pulses,
-                                period_ns: c.period_ns,
-                                frame_index: record.frame_index,
-                                capture_ns: record.capture_ns,
-                                infer_start_ns: record.start_ns,
-                                infer_end_ns: record.end_ns,
-                                decision_ns,
-                                sent_ns: 0,
-                                truth: record.truth,
-                                ..TriggerRecord::default()
-                            };
+                            let trigger = trigger_record(&c, &record, decision_ns);
                             match outputs.get_mut(trigger.output as usize) {
                                 Some(out) => {
                                     if out.ring.push(trigger).is_err() {
