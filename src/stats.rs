@@ -52,8 +52,6 @@ pub struct StreamStats {
     reconnects: AtomicU64,
     gaps_unrecorded: AtomicU64,
     dropped: [AtomicU64; 4],
-    /// Frames waiting in the recorder's ring (stored by the capture thread after each push).
-    ring_fill: AtomicU64,
     /// The counters when the session began (see [`StreamStats::mark_baseline`]).
     baseline: [AtomicU64; 9],
     /// Why capture ended for good, once it has (set once by the capture thread).
@@ -151,14 +149,6 @@ impl StreamStats {
     /// Why capture ended for good, if it has.
     pub fn failure(&self) -> Option<&str> {
         self.failure.get().map(String::as_str)
-    }
-    /// Stores how many frames wait in the recorder's ring.
-    pub fn set_ring_fill(&self, frames: u64) {
-        self.ring_fill.store(frames, Ordering::Relaxed);
-    }
-    /// Frames waiting in the recorder's ring at the last push.
-    pub fn ring_fill(&self) -> u64 {
-        self.ring_fill.load(Ordering::Relaxed)
     }
     /// Remembers the counters now as the session's zero (the capture thread calls it at the
     /// first frame of the session, before counting that frame).

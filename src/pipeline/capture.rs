@@ -98,7 +98,6 @@ impl CaptureLoop {
         let mut pool_run = LossRun::default();
         let mut behind_run = LossRun::default();
         let mut crossing = Crossing::default();
-        let ring_capacity = self.recorder.buffer().capacity() as u64;
         // Every blocking wait of the source watches the stop, so a stalled device cannot hold
         // the stop back (see `crate::source::stop`).
         self.source
@@ -188,8 +187,6 @@ impl CaptureLoop {
             }
             match self.recorder.push(frame) {
                 Ok(()) => {
-                    self.stats
-                        .set_ring_fill(ring_capacity - self.recorder.slots() as u64);
                     if let Some(gap) = behind_run.take() {
                         self.push_gap(gap);
                     }

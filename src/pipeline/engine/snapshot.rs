@@ -195,7 +195,7 @@ impl Engine {
                 live: live[i],
                 session: recording.then(|| self.stats[i].session_snapshot()),
                 fps: fps[i],
-                ring_fill: self.stats[i].ring_fill(),
+                ring_fill: self.stats[i].live().ring().0,
                 ring_capacity: self.ring_capacity[i] as u64,
                 failure: self.stats[i].failure().map(str::to_string),
             })
